@@ -1,0 +1,157 @@
+"""Kafka Connect REST client: one method per endpoint the reconciler uses, errors mapped to `errors.py`.
+
+I/O edge. Takes an `httpx.Client` so tests inject `httpx.MockTransport` (the `responses` library cannot
+intercept httpx). No retries here: the caller wraps calls in `retrying.retrying()` so one policy rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.core.observation import live_from_expanded, live_from_parts
+from reconciler.errors import (
+    ConnectApiError,
+    ConnectConflict,
+    ConnectNotFound,
+    ConnectRequestTimeout,
+    ConnectUnavailable,
+)
+from reconciler.model import DEFAULT_CLUSTER, LiveConnector
+
+# Connect's own request timeout is 90 s; a write may legitimately take that long (validation, rebalance).
+WRITE_TIMEOUT_S = 100.0
+READ_TIMEOUT_S = 10.0
+
+
+def _path(name: str, suffix: str = "") -> str:
+    return f"/connectors/{quote(name, safe='')}{suffix}"
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping) and "message" in body:
+        text = str(body["message"])
+    else:
+        text = response.text.strip() or response.reason_phrase
+    return " ".join(text.split())[:500]
+
+
+def error_for(response: httpx.Response) -> ConnectApiError:
+    method, path, status = response.request.method, response.request.url.path, response.status_code
+    text = f"{method} {path}: HTTP {status}: {_message(response)}"
+    kwargs: dict[str, Any] = {"status": status, "method": method, "path": path}
+    if status == 404:
+        return ConnectNotFound(text, **kwargs)
+    if status == 409:
+        return ConnectConflict(text, **kwargs)
+    if status == 500 and "request timed out" in text.lower():
+        return ConnectRequestTimeout(text, **kwargs)
+    return ConnectApiError(text, **kwargs)
+
+
+class ConnectClient:
+    def __init__(self, http: httpx.Client, *, cluster: str = DEFAULT_CLUSTER) -> None:
+        self.http = http
+        self.cluster = cluster
+        self._version: str | None = None
+
+    def _request(
+        self, method: str, path: str, *, json: Any = None, params: Any = None, write: bool = False
+    ) -> httpx.Response:
+        timeout = httpx.Timeout(READ_TIMEOUT_S, read=WRITE_TIMEOUT_S if write else READ_TIMEOUT_S)
+        try:
+            response = self.http.request(method, path, json=json, params=params, timeout=timeout)
+        except httpx.TransportError as exc:
+            where = f"{self.http.base_url}".rstrip("/")
+            raise ConnectUnavailable(
+                f"{method} {path}: cannot reach Kafka Connect at {where}: {type(exc).__name__}: {exc}",
+                method=method,
+                path=path,
+            ) from None
+        if response.is_error:
+            raise error_for(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise ConnectApiError(
+                f"{method} {path}: HTTP {response.status_code} with a body that is not JSON",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
+
+    # --- reads -------------------------------------------------------------------------------------
+    def version(self) -> str | None:
+        if self._version is None:
+            info = self._json("GET", "/")
+            self._version = str(info.get("version")) if isinstance(info, Mapping) else ""
+        return self._version or None
+
+    def list_names(self) -> list[str]:
+        names = self._json("GET", "/connectors")
+        return [str(n) for n in names] if isinstance(names, list) else []
+
+    def list_expanded(self) -> dict[str, LiveConnector]:
+        payload = self._json("GET", "/connectors", params=[("expand", "info"), ("expand", "status")])
+        return live_from_expanded(payload)
+
+    def get_config(self, name: str) -> dict[str, str]:
+        config = self._json("GET", _path(name, "/config"))
+        return {str(k): str(v) for k, v in config.items()} if isinstance(config, Mapping) else {}
+
+    def get_status(self, name: str) -> Any:
+        return self._json("GET", _path(name, "/status"))
+
+    def get_connector(self, name: str) -> LiveConnector | None:
+        """One connector by name (for those the expanded listing left out); None when it does not exist."""
+        try:
+            config = self.get_config(name)
+        except ConnectNotFound:
+            return None
+        try:
+            status = self.get_status(name)
+        except ConnectNotFound:
+            status = None  # no status record yet, typical right after a create
+        return live_from_parts(name, config, status)
+
+    def validate(self, config: Mapping[str, str]) -> Any:
+        plugin = config.get("connector.class", "")
+        path = f"/connector-plugins/{quote(plugin.rsplit('.', 1)[-1], safe='')}/config/validate"
+        return self._json("PUT", path, json=dict(config), write=True)
+
+    # --- writes ------------------------------------------------------------------------------------
+    def create(self, name: str, config: Mapping[str, str], *, initial_state: str | None = None) -> None:
+        body: dict[str, Any] = {"name": name, "config": dict(config)}
+        if initial_state is not None:
+            body["initial_state"] = initial_state.upper()
+        self._request("POST", "/connectors", json=body, write=True)
+
+    def put_config(self, name: str, config: Mapping[str, str]) -> bool:
+        """Create or update; True when Connect created it (201)."""
+        return self._request("PUT", _path(name, "/config"), json=dict(config), write=True).status_code == 201
+
+    def pause(self, name: str) -> None:
+        self._request("PUT", _path(name, "/pause"), write=True)
+
+    def resume(self, name: str) -> None:
+        self._request("PUT", _path(name, "/resume"), write=True)
+
+    def stop(self, name: str) -> None:
+        self._request("PUT", _path(name, "/stop"), write=True)
+
+    def delete(self, name: str) -> None:
+        try:
+            self._request("DELETE", _path(name), write=True)
+        except ConnectNotFound:
+            return  # already gone: the desired outcome

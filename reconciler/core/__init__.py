@@ -1,0 +1,1 @@
+"""The pure core: parsing, rendering, normalising, diffing and planning. No I/O, no clock, no environment."""

@@ -1,0 +1,124 @@
+"""Desired connectors + live cluster state -> a Plan: which writes, for which connector, and why.
+
+Pure. Rules (see README "What the reconciler changes"):
+- a config is written only when it differs from the live one, key by key, as strings;
+- a connector that no ConfigMap declares is never touched;
+- a connector is deleted only when a present ConfigMap declares it with `enabled: "false"`;
+- a name declared by two ConfigMap keys (same cluster) is an error and nothing is written for it.
+`ConfigChange` values are already masked, so a Plan can be printed or serialised as it is.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from reconciler.core.redaction import Redactor, mask
+from reconciler.model import (
+    Action,
+    ActionKind,
+    ClusterState,
+    ConfigChange,
+    ConnectorPlan,
+    DesiredConnector,
+    DesiredState,
+    LiveConnector,
+    Plan,
+    Problem,
+)
+
+_STATE_ACTION: Mapping[DesiredState, tuple[ActionKind, frozenset[str]]] = {
+    # desired state -> (action, live states that need it). Unknown (None) status never triggers a write.
+    DesiredState.RUNNING: (ActionKind.RESUME, frozenset({"PAUSED", "STOPPED"})),
+    DesiredState.PAUSED: (
+        ActionKind.PAUSE,
+        frozenset({"RUNNING", "STOPPED", "FAILED", "UNASSIGNED", "RESTARTING"}),
+    ),
+    DesiredState.STOPPED: (
+        ActionKind.STOP,
+        frozenset({"RUNNING", "PAUSED", "FAILED", "UNASSIGNED", "RESTARTING"}),
+    ),
+}
+
+
+def diff_config(
+    desired: DesiredConnector, live: Mapping[str, str], *, redactor: Redactor
+) -> tuple[ConfigChange, ...]:
+    """Added, removed and changed keys, sorted by key, with secret values masked."""
+    changes: list[ConfigChange] = []
+    for key in sorted(set(desired.config) | set(live)):
+        before, after = live.get(key), desired.config.get(key)
+        if before == after:
+            continue
+        secret = key in desired.secret_keys or any(
+            v is not None and redactor.is_secret_field(key, v) for v in (before, after)
+        )
+        if secret:
+            before = None if before is None else mask(before)
+            after = None if after is None else mask(after)
+        changes.append(ConfigChange(key, before, after, secret))
+    return tuple(changes)
+
+
+def state_action(desired: DesiredState, live_state: str | None) -> ActionKind | None:
+    kind, needs = _STATE_ACTION[desired]
+    return kind if live_state in needs else None
+
+
+def plan_connector(
+    desired: DesiredConnector, live: LiveConnector | None, *, redactor: Redactor
+) -> ConnectorPlan:
+    name, cluster = desired.name, desired.cluster
+    if not desired.enabled:
+        deletes = (Action(ActionKind.DELETE, name, cluster),) if live is not None else ()
+        return ConnectorPlan(name, cluster, desired.source, deletes, live_state=live.state if live else None)
+    if live is None:
+        create = Action(ActionKind.CREATE, name, cluster, config=desired.config, initial_state=desired.state)
+        changes = diff_config(desired, {}, redactor=redactor)
+        return ConnectorPlan(name, cluster, desired.source, (create,), changes, desired_state=desired.state)
+    changes = diff_config(desired, live.config, redactor=redactor)
+    actions: list[Action] = []
+    if changes:
+        actions.append(Action(ActionKind.UPDATE, name, cluster, config=desired.config))
+    kind = state_action(desired.state, live.state)
+    if kind is not None:
+        actions.append(Action(kind, name, cluster))
+    return ConnectorPlan(name, cluster, desired.source, tuple(actions), changes, live.state, desired.state)
+
+
+def _duplicates(desired: Iterable[DesiredConnector]) -> tuple[list[DesiredConnector], list[Problem]]:
+    by_key: dict[tuple[str, str], list[DesiredConnector]] = defaultdict(list)
+    for d in desired:
+        by_key[(d.cluster, d.name)].append(d)
+    unique: list[DesiredConnector] = []
+    problems: list[Problem] = []
+    for (cluster, name), group in by_key.items():
+        if len(group) == 1:
+            unique.append(group[0])
+            continue
+        where = "; ".join(str(d.source) for d in group)
+        for d in group:
+            problems.append(
+                Problem(
+                    f"declared more than once ({where}); nothing is written for it", d.source, name, cluster
+                )
+            )
+    return unique, problems
+
+
+def build_plan(
+    desired: Sequence[DesiredConnector],
+    live: Mapping[str, ClusterState],
+    *,
+    redactor: Redactor,
+    problems: Sequence[Problem] = (),
+) -> Plan:
+    """One ConnectorPlan per declared connector whose cluster could be observed, sorted by cluster and name."""
+    unique, dup_problems = _duplicates(desired)
+    plans = [
+        plan_connector(d, live[d.cluster].connectors.get(d.name), redactor=redactor)
+        for d in unique
+        if d.cluster in live
+    ]
+    plans.sort(key=lambda p: (p.cluster, p.connector))
+    return Plan(tuple(plans), tuple(problems) + tuple(dup_problems))

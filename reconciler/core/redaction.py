@@ -1,0 +1,63 @@
+"""Which values are secret, and how every output hides them.
+
+Pure: no I/O. A secret is shown only as a short digest (`<secret sha256:1a2b3c4d>`), so a plan still says
+*that* a secret changed without saying what it is. `Redactor.scrub` is the last line of defence: every
+message, log line and report passes through it and loses any known secret value it contains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# Env var / property variable names treated as secret by default (issue: *PASSWORD*, *SECRET*, *TOKEN*, *KEY*).
+DEFAULT_SECRET_NAME_PATTERN = r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|JAAS|USER_INFO"
+# Connector config keys that hold credentials. `key.converter` must not match; `.key` at the end does.
+SECRET_CONFIG_KEY = re.compile(
+    r"password|passwd|secret|token|jaas\.config|user\.info|credential|api\.key|private\.key|access\.key|"
+    r"\.key$|^key$",
+    re.IGNORECASE,
+)
+# Shorter values would mask ordinary words in free text; they are still masked as whole fields.
+MIN_SCRUB_LENGTH = 4
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
+
+
+def mask(value: str) -> str:
+    return f"<secret sha256:{digest(value)}>"
+
+
+def secret_names(names: Iterable[str], *, pattern: str = DEFAULT_SECRET_NAME_PATTERN) -> set[str]:
+    rx = re.compile(pattern, re.IGNORECASE)
+    return {n for n in names if rx.search(n)}
+
+
+@dataclass(frozen=True, slots=True)
+class Redactor:
+    secret_values: frozenset[str] = frozenset()
+
+    def is_secret_field(self, key: str, value: str) -> bool:
+        if SECRET_CONFIG_KEY.search(key):
+            return True
+        return any(s in value for s in self.secret_values if s)
+
+    def secret_keys(self, config: Mapping[str, str]) -> frozenset[str]:
+        return frozenset(k for k, v in config.items() if self.is_secret_field(k, v))
+
+    def mask_config(self, config: Mapping[str, str], *, secret_keys: Iterable[str] = ()) -> dict[str, str]:
+        extra = set(secret_keys)
+        return {k: mask(v) if (k in extra or self.is_secret_field(k, v)) else v for k, v in config.items()}
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self.secret_values, key=len, reverse=True):
+            if len(secret) >= MIN_SCRUB_LENGTH and secret in text:
+                text = text.replace(secret, mask(secret))
+        return text
+
+    def with_values(self, values: Iterable[str]) -> Redactor:
+        return Redactor(self.secret_values | frozenset(v for v in values if v))

@@ -1,0 +1,1 @@
+"""Thin entry points (CLI, shell-operator hook, watcher); all of them call `reconciler.pipeline`."""

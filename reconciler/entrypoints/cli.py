@@ -1,0 +1,241 @@
+"""`connect-reconciler` command line: render, plan (dry run), apply, status.
+
+Edge: parses flags (each also settable as CONNECT_RECONCILER_<FLAG>), loads inputs and ConfigMaps, calls
+the pipeline, prints. Exit codes: 0 ok / in sync, 1 error, 2 `plan` found pending changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+import httpx
+
+from reconciler.clients.clusters import ClusterSettings, connect_clients, credential_values, load_clusters
+from reconciler.clients.inputs import InputSettings, load_inputs
+from reconciler.clients.sources import load_configmaps
+from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN, Redactor
+from reconciler.core.selectors import parse_selector
+from reconciler.errors import ReconcilerError
+from reconciler.logs import configure_logging, use_redactor
+from reconciler.model import DEFAULT_CLUSTER, Problem, RenderInputs
+from reconciler.pipeline import observe, reconcile, render_all
+from reconciler.report import render_connectors, render_json, render_status, render_text
+from reconciler.retrying import RetryPolicy
+
+ENV_PREFIX = "CONNECT_RECONCILER_"
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+class _Env:
+    """Defaults from the environment, so every flag can be set as CONNECT_RECONCILER_<FLAG>."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def text(self, flag: str, default: str | None = None) -> str | None:
+        return self.environ.get(_env_name(flag), default)
+
+    def many(self, flag: str) -> list[str]:
+        value = self.environ.get(_env_name(flag), "")
+        return [v for v in value.split(os.pathsep) if v]
+
+    def flag(self, flag: str) -> bool:
+        return self.environ.get(_env_name(flag), "").lower() in {"1", "true", "yes", "on"}
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    env = _Env(environ)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "paths",
+        nargs="*",
+        default=env.many("--paths"),
+        help="ConfigMap YAML files or directories (env CONNECT_RECONCILER_PATHS, ':'-separated)",
+    )
+    common.add_argument(
+        "--selector",
+        default=env.text("--selector", "destination=connect"),
+        help="label selector for connector ConfigMaps (default destination=connect)",
+    )
+    common.add_argument(
+        "--properties-dir",
+        action="append",
+        default=env.many("--properties-dir"),
+        help="directory of *.properties files bound as $VARS (repeatable)",
+    )
+    common.add_argument(
+        "--secret-dir",
+        action="append",
+        default=env.many("--secret-dir"),
+        help="mounted Secret volume, [NAME=]PATH, read as $secrets.NAME.KEY (repeatable)",
+    )
+    common.add_argument(
+        "--files-dir",
+        action="append",
+        default=env.many("--files-dir"),
+        help="mounted ConfigMap volume, [NAME=]PATH, read as $files.NAME.KEY (repeatable)",
+    )
+    common.add_argument(
+        "--env-allow",
+        default=env.text("--env-allow", ".*"),
+        help="regex of environment variable names templates may read (default all)",
+    )
+    common.add_argument(
+        "--secret-env-pattern",
+        default=env.text("--secret-env-pattern", DEFAULT_SECRET_NAME_PATTERN),
+        help="regex of env/property variable names whose values are secret",
+    )
+    common.add_argument(
+        "--secret-env",
+        action="append",
+        default=env.many("--secret-env"),
+        help="an environment variable whose value is secret (repeatable)",
+    )
+    common.add_argument(
+        "--log-level",
+        default=env.text("--log-level", "warning"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    common.add_argument(
+        "--log-format", default=env.text("--log-format", "console"), choices=["console", "json"]
+    )
+    common.add_argument("--output", "-o", default=env.text("--output", "text"), choices=["text", "json"])
+    common.add_argument("--color", default=env.text("--color", "auto"), choices=["auto", "always", "never"])
+
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--connect-url", default=env.text("--connect-url"), help="URL of the default Kafka Connect cluster"
+    )
+    remote.add_argument(
+        "--clusters-file",
+        default=env.text("--clusters-file"),
+        help="YAML file naming Connect clusters with URL, auth and TLS",
+    )
+    remote.add_argument(
+        "--retry-seconds",
+        type=float,
+        default=float(env.text("--retry-seconds", "120") or 120),
+        help="total time budget for retrying one request (default 120)",
+    )
+
+    parser = argparse.ArgumentParser(prog="connect-reconciler", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("render", parents=[common], help="print the rendered connectors, secrets masked")
+    plan = sub.add_parser("plan", parents=[common, remote], help="dry run: show what apply would change")
+    plan.add_argument(
+        "--validate",
+        action="store_true",
+        default=env.flag("--validate"),
+        help="also run Connect's config validation for every desired connector",
+    )
+    sub.add_parser("apply", parents=[common, remote], help="make Kafka Connect match the ConfigMaps")
+    sub.add_parser("status", parents=[common, remote], help="live state of every declared connector")
+    return parser
+
+
+def _inputs(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[RenderInputs, list[str]]:
+    settings = InputSettings(
+        properties_dirs=args.properties_dir,
+        secret_dirs=args.secret_dir,
+        files_dirs=args.files_dir,
+        env_allow=args.env_allow,
+        secret_env_pattern=args.secret_env_pattern,
+        secret_env=args.secret_env,
+    )
+    return load_inputs(settings, environ=environ)
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    http_hooks: Sequence[Callable[[httpx.Request], Any]] = (),
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    environ = dict(os.environ if environ is None else environ)
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    args = build_parser(environ).parse_args(argv)
+    configure_logging(level=args.log_level, fmt=args.log_format, stream=err)
+    color = args.color == "always" or (args.color == "auto" and out.isatty() and "NO_COLOR" not in environ)
+    redactor = Redactor()
+    try:
+        if not args.paths:
+            raise ReconcilerError("no ConfigMap paths given (arguments or CONNECT_RECONCILER_PATHS)")
+        selector = parse_selector(args.selector)
+        inputs, warnings = _inputs(args, environ)
+        redactor = Redactor(inputs.secret_values)
+        clusters: dict[str, ClusterSettings] = {}
+        default_cluster = DEFAULT_CLUSTER
+        if args.command != "render":
+            clusters, default_cluster = load_clusters(
+                args.clusters_file, default_url=args.connect_url, environ=environ
+            )
+            redactor = redactor.with_values(credential_values(clusters))
+            inputs = RenderInputs(
+                env=inputs.env,
+                variables=inputs.variables,
+                secrets=inputs.secrets,
+                files=inputs.files,
+                secret_values=redactor.secret_values,
+            )
+        use_redactor(redactor)
+        for w in warnings:
+            print(redactor.scrub(f"warning: {w}"), file=err)
+        docs, source_errors = load_configmaps(args.paths)
+        problems = [Problem(str(e)) for e in source_errors]
+
+        if args.command == "render":
+            desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
+            print(
+                render_connectors(desired.connectors, redactor=redactor, as_json=args.output == "json"),
+                file=out,
+            )
+            for p in [*problems, *desired.problems]:
+                print(redactor.scrub(f"error: {p}"), file=err)
+            return EXIT_ERROR if problems or desired.problems else EXIT_OK
+
+        clients = connect_clients(clusters, event_hooks={"request": list(http_hooks)}, transport=transport)
+        retry = RetryPolicy(max_seconds=args.retry_seconds)
+        if args.command == "status":
+            desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
+            live, observe_problems = observe(desired.connectors, clients, retry=retry)
+            print(render_status(desired.connectors, live, redactor=redactor), file=out)
+            for p in [*problems, *desired.problems, *observe_problems]:
+                print(redactor.scrub(f"error: {p}"), file=err)
+            return EXIT_ERROR if problems or desired.problems or observe_problems else EXIT_OK
+
+        report = reconcile(
+            docs,
+            inputs=inputs,
+            clients=clients,
+            selector=selector,
+            default_cluster=default_cluster,
+            dry_run=args.command == "plan",
+            validate=getattr(args, "validate", False),
+            retry=retry,
+            problems=problems,
+        )
+        if args.output == "json":
+            print(render_json(report, redactor=redactor), file=out)
+        else:
+            print(render_text(report, redactor=redactor, color=color), file=out)
+        if not report.ok:
+            return EXIT_ERROR
+        return EXIT_CHANGES if report.dry_run and report.plan.has_changes else EXIT_OK
+    except ReconcilerError as exc:
+        print(redactor.scrub(f"error: {exc}"), file=err)
+        return EXIT_ERROR
+
+
+def main() -> None:
+    raise SystemExit(run())

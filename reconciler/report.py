@@ -1,0 +1,205 @@
+"""Plans, reports and statuses as text (optionally coloured) or JSON.
+
+Pure: returns strings. Every string that leaves here has passed `Redactor.scrub`; config values in a plan
+were masked by the planner already, and actions' raw configs are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reconciler.core.redaction import Redactor
+from reconciler.model import (
+    ActionKind,
+    ClusterState,
+    ConnectorPlan,
+    DesiredConnector,
+    Outcome,
+    Plan,
+    Problem,
+    Report,
+)
+
+_COLORS = {"green": "32", "yellow": "33", "red": "31", "cyan": "36", "dim": "2", "bold": "1"}
+_SYMBOL = {
+    ActionKind.CREATE: ("+", "green"),
+    ActionKind.UPDATE: ("~", "yellow"),
+    ActionKind.DELETE: ("-", "red"),
+    ActionKind.PAUSE: ("~", "cyan"),
+    ActionKind.RESUME: ("~", "cyan"),
+    ActionKind.STOP: ("~", "cyan"),
+}
+
+
+class _Painter:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, style: str) -> str:
+        return f"\x1b[{_COLORS[style]}m{text}\x1b[0m" if self.color else text
+
+
+def _q(value: str | None) -> str:
+    return "(none)" if value is None else json.dumps(value)
+
+
+def _plan_lines(cp: ConnectorPlan, paint: _Painter) -> list[str]:
+    where = f"  ({cp.source})" if cp.source else ""
+    cluster = f" @{cp.cluster}"
+    if cp.in_sync:
+        state = f" [{cp.live_state}]" if cp.live_state else ""
+        return [paint(f"= {cp.connector}{cluster}: in sync{state}", "dim")]
+    lines = []
+    for action in cp.actions:
+        symbol, style = _SYMBOL[action.kind]
+        detail = ""
+        if action.kind is ActionKind.CREATE and action.initial_state is not None:
+            detail = f" (initial state {action.initial_state.value})"
+        elif action.kind in (ActionKind.PAUSE, ActionKind.RESUME, ActionKind.STOP):
+            detail = f" (state {cp.live_state} -> {cp.desired_state.value if cp.desired_state else '?'})"
+        lines.append(paint(f"{symbol} {action.kind.value} {cp.connector}{cluster}{detail}", style) + where)
+    for change in cp.changes:
+        if change.before is None:
+            lines.append(paint(f"    + {change.key} = {_q(change.after)}", "green"))
+        elif change.after is None:
+            lines.append(paint(f"    - {change.key} = {_q(change.before)}", "red"))
+        else:
+            lines.append(paint(f"    ~ {change.key}: {_q(change.before)} -> {_q(change.after)}", "yellow"))
+    return lines
+
+
+def _counts(plan: Plan) -> dict[str, int]:
+    counts = {kind.value: 0 for kind in ActionKind}
+    for action in plan.actions:
+        counts[action.kind.value] += 1
+    counts["in_sync"] = sum(1 for c in plan.connectors if c.in_sync)
+    return counts
+
+
+def _problem_dict(p: Problem) -> dict[str, Any]:
+    return {
+        "message": p.message,
+        "configmap": p.source.configmap if p.source else None,
+        "key": p.source.key if p.source else None,
+        "connector": p.connector,
+        "cluster": p.cluster,
+    }
+
+
+def _outcome_dict(o: Outcome) -> dict[str, Any]:
+    return {
+        "action": o.action.kind.value,
+        "connector": o.action.connector,
+        "cluster": o.action.cluster,
+        "ok": o.ok,
+        "message": o.message,
+        "http_status": o.http_status,
+    }
+
+
+def _scrub_tree(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.scrub(value)
+    if isinstance(value, Mapping):
+        return {k: _scrub_tree(v, redactor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_tree(v, redactor) for v in value]
+    return value
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run,
+        "summary": {**_counts(report.plan), "problems": len(report.problems)},
+        "connectors": [
+            {
+                "connector": c.connector,
+                "cluster": c.cluster,
+                "configmap": c.source.configmap if c.source else None,
+                "key": c.source.key if c.source else None,
+                "actions": [a.kind.value for a in c.actions],
+                "live_state": c.live_state,
+                "desired_state": c.desired_state.value if c.desired_state else None,
+                "changes": [
+                    {"key": ch.key, "before": ch.before, "after": ch.after, "secret": ch.secret}
+                    for ch in c.changes
+                ],
+            }
+            for c in report.plan.connectors
+        ],
+        "outcomes": [_outcome_dict(o) for o in report.outcomes],
+        "problems": [_problem_dict(p) for p in report.problems],
+    }
+
+
+def render_json(report: Report, *, redactor: Redactor) -> str:
+    return json.dumps(_scrub_tree(report_dict(report), redactor), indent=2, sort_keys=False)
+
+
+def render_text(report: Report, *, redactor: Redactor, color: bool = False) -> str:
+    paint = _Painter(color)
+    lines: list[str] = []
+    for cp in report.plan.connectors:
+        lines.extend(_plan_lines(cp, paint))
+    if report.outcomes:
+        lines.append("")
+        for o in report.outcomes:
+            mark = paint("ok", "green") if o.ok else paint("FAILED", "red")
+            detail = "" if o.ok else f": {o.message}"
+            lines.append(f"{o.action.kind.value} {o.action.connector} @{o.action.cluster}: {mark}{detail}")
+    for p in report.problems:
+        lines.append(paint("! error: ", "red") + str(p))
+    c = _counts(report.plan)
+    verb = "Plan" if report.dry_run else "Applied"
+    lines.append(
+        paint(
+            f"{verb}: {c['create']} to create, {c['update']} to update, {c['delete']} to delete, "
+            f"{c['pause'] + c['resume'] + c['stop']} state changes, {c['in_sync']} in sync, "
+            f"{len(report.problems)} error(s).",
+            "bold",
+        )
+    )
+    return redactor.scrub("\n".join(lines))
+
+
+def render_connectors(desired: Sequence[DesiredConnector], *, redactor: Redactor, as_json: bool) -> str:
+    """The `render` command: rendered connectors, secret values masked."""
+    docs = [
+        {
+            "name": d.name,
+            "cluster": d.cluster,
+            "state": d.state.value,
+            "enabled": d.enabled,
+            "source": str(d.source),
+            "config": redactor.mask_config(d.config, secret_keys=d.secret_keys),
+        }
+        for d in desired
+    ]
+    if as_json:
+        return redactor.scrub(json.dumps(_scrub_tree(docs, redactor), indent=2))
+    lines = []
+    for doc in docs:
+        lines.append(f"# {doc['source']} -> {doc['name']} @{doc['cluster']} ({doc['state']})")
+        lines.append(json.dumps({"name": doc["name"], "config": doc["config"]}, indent=2))
+    return redactor.scrub("\n".join(lines))
+
+
+def render_status(
+    desired: Sequence[DesiredConnector], live: Mapping[str, ClusterState], *, redactor: Redactor
+) -> str:
+    """The `status` command: every declared connector with its live state and its tasks' states."""
+    lines = []
+    for d in sorted(desired, key=lambda d: (d.cluster, d.name)):
+        cluster = live.get(d.cluster)
+        found = cluster.connectors.get(d.name) if cluster else None
+        if not d.enabled:
+            state = "absent (disabled)" if found is None else f"{found.state} (disabled, pending delete)"
+        elif found is None:
+            state = "MISSING"
+        else:
+            tasks = ", ".join(found.tasks) or "no tasks"
+            state = f"{found.state or 'UNKNOWN'} (tasks: {tasks})"
+        lines.append(f"{d.name} @{d.cluster}: {state}")
+    return redactor.scrub("\n".join(lines))
