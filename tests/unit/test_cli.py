@@ -203,7 +203,7 @@ def test_bad_inputs_are_named_and_do_not_block_the_others(world: World) -> None:
         configmap("cm-e", {"e.json": '{"config": {}}', "f.json": '{"name": "new-f"}', "g.json": "{oops"}),
     )
     world.write("h.yaml", configmap("cm-h", {"h.json": program("new-h", topic="h", file="/tmp/h.txt")}))
-    code, out, err = world.cli("apply")
+    code, out, _ = world.cli("apply")
     assert code == 1
     assert world.fake.writes() == ["POST /connectors"]  # only new-h; src-a and src-b untouched
     assert "new-h" in world.fake.connectors and "src-b" in world.fake.connectors

@@ -92,7 +92,7 @@ def test_normalize_value_rejects(value: object, message: str) -> None:
 def test_normalize_config_adds_name_and_checks_it() -> None:
     assert normalize_config({"tasks.max": 1}, name="c") == {"tasks.max": "1", "name": "c"}
     assert normalize_config({"name": "c"}, name="c") == {"name": "c"}
-    with pytest.raises(RenderError, match='config.name "d" differs'):
+    with pytest.raises(RenderError, match=r'config\.name "d" differs'):
         normalize_config({"name": "d"}, name="c")
 
 
