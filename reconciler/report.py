@@ -181,7 +181,8 @@ def render_connectors(desired: Sequence[DesiredConnector], *, redactor: Redactor
         return redactor.scrub(json.dumps(_scrub_tree(docs, redactor), indent=2))
     lines = []
     for doc in docs:
-        lines.append(f"# {doc['source']} -> {doc['name']} @{doc['cluster']} ({doc['state']})")
+        state = doc["state"] if doc["enabled"] else "disabled: deleted if present"
+        lines.append(f"# {doc['source']} -> {doc['name']} @{doc['cluster']} ({state})")
         lines.append(json.dumps({"name": doc["name"], "config": doc["config"]}, indent=2))
     return redactor.scrub("\n".join(lines))
 

@@ -122,3 +122,26 @@ def build_plan(
     ]
     plans.sort(key=lambda p: (p.cluster, p.connector))
     return Plan(tuple(plans), tuple(problems) + tuple(dup_problems))
+
+
+_LIVE_STATE = {
+    DesiredState.RUNNING: "RUNNING",
+    DesiredState.PAUSED: "PAUSED",
+    DesiredState.STOPPED: "STOPPED",
+}
+
+
+def unconverged(desired: Sequence[DesiredConnector], live: Mapping[str, ClusterState]) -> list[str]:
+    """Names of declared connectors whose live state is not yet the desired one (tasks included)."""
+    pending: list[str] = []
+    for d in desired:
+        cluster = live.get(d.cluster)
+        found = cluster.connectors.get(d.name) if cluster else None
+        if not d.enabled:
+            if found is not None or cluster is None:
+                pending.append(d.name)
+            continue
+        want = _LIVE_STATE[d.state]
+        if found is None or found.state != want or any(t != want for t in found.tasks):
+            pending.append(d.name)
+    return sorted(pending)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -17,6 +18,7 @@ import httpx
 from reconciler.clients.clusters import ClusterSettings, connect_clients, credential_values, load_clusters
 from reconciler.clients.inputs import InputSettings, load_inputs
 from reconciler.clients.sources import load_configmaps
+from reconciler.core.planning import unconverged
 from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN, Redactor
 from reconciler.core.selectors import parse_selector
 from reconciler.errors import ReconcilerError
@@ -137,7 +139,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="also run Connect's config validation for every desired connector",
     )
     sub.add_parser("apply", parents=[common, remote], help="make Kafka Connect match the ConfigMaps")
-    sub.add_parser("status", parents=[common, remote], help="live state of every declared connector")
+    status = sub.add_parser("status", parents=[common, remote], help="live state of every declared connector")
+    status.add_argument(
+        "--wait",
+        type=float,
+        default=float(env.text("--wait", "0") or 0),
+        help="seconds to wait for every connector to reach its desired state (exit 1 if not)",
+    )
     return parser
 
 
@@ -208,11 +216,19 @@ def run(
         retry = RetryPolicy(max_seconds=args.retry_seconds)
         if args.command == "status":
             desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
-            live, observe_problems = observe(desired.connectors, clients, retry=retry)
+            deadline = time.monotonic() + args.wait
+            while True:
+                live, observe_problems = observe(desired.connectors, clients, retry=retry)
+                pending = unconverged(desired.connectors, live)
+                if not pending or time.monotonic() >= deadline:
+                    break
+                time.sleep(1.0)
             print(render_status(desired.connectors, live, redactor=redactor), file=out)
             for p in [*problems, *desired.problems, *observe_problems]:
                 print(redactor.scrub(f"error: {p}"), file=err)
-            return EXIT_ERROR if problems or desired.problems or observe_problems else EXIT_OK
+            if pending:
+                print(f"not in the desired state: {', '.join(pending)}", file=err)
+            return EXIT_ERROR if problems or desired.problems or observe_problems or pending else EXIT_OK
 
         report = reconcile(
             docs,
