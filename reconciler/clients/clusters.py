@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,18 +120,7 @@ def load_clusters(
     if default_url:
         base = clusters.get(default)
         clusters[default] = (
-            ClusterSettings(name=default, url=default_url)
-            if base is None
-            else ClusterSettings(
-                name=default,
-                url=default_url,
-                username=base.username,
-                password=base.password,
-                ca_file=base.ca_file,
-                cert_file=base.cert_file,
-                key_file=base.key_file,
-                verify=base.verify,
-            )
+            ClusterSettings(name=default, url=default_url) if base is None else replace(base, url=default_url)
         )
     if default not in clusters:
         raise ConfigError(f"no URL for the default cluster {default!r}: set --connect-url or a clusters file")

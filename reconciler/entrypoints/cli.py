@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TextIO
 
 import httpx
@@ -189,13 +190,7 @@ def run(
                 args.clusters_file, default_url=args.connect_url, environ=environ
             )
             redactor = redactor.with_values(credential_values(clusters))
-            inputs = RenderInputs(
-                env=inputs.env,
-                variables=inputs.variables,
-                secrets=inputs.secrets,
-                files=inputs.files,
-                secret_values=redactor.secret_values,
-            )
+            inputs = replace(inputs, secret_values=redactor.secret_values)
         use_redactor(redactor)
         for w in warnings:
             print(redactor.scrub(f"warning: {w}"), file=err)
