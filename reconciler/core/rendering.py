@@ -33,7 +33,8 @@ _COLUMN = re.compile(r"line 1, column (\d+)")
 _RESERVED = frozenset({"__env", "secrets", "files", "ENV"})
 
 
-@functools.lru_cache(maxsize=512)
+# Sized for large fleets: an LRU smaller than the working set thrashes on every full-set reconcile.
+@functools.lru_cache(maxsize=4096)
 def _compile(program: str, args_json: str) -> Any:
     return jq.compile(_PRELUDE + program, args=json.loads(args_json))
 
