@@ -7,7 +7,7 @@ are collected in the Report and never stop the other connectors.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -16,13 +16,14 @@ from reconciler.core.planning import build_plan
 from reconciler.core.redaction import Redactor
 from reconciler.core.rendering import render_connector
 from reconciler.core.selectors import Selector
-from reconciler.core.specs import select_specs
-from reconciler.errors import ConnectApiError, RenderError
+from reconciler.core.specs import select_specs, specs_from_configmap
+from reconciler.errors import ConnectApiError, RenderError, SpecError
 from reconciler.executor import apply_plan
 from reconciler.model import (
     DEFAULT_CLUSTER,
     ClusterState,
     ConfigMapDoc,
+    ConnectorSpec,
     DesiredConnector,
     Outcome,
     Problem,
@@ -40,21 +41,43 @@ class Desired:
     problems: tuple[Problem, ...]
 
 
+def _render_specs(
+    specs: Iterable[ConnectorSpec], *, inputs: RenderInputs, default_cluster: str
+) -> tuple[list[DesiredConnector], list[Problem]]:
+    desired: list[DesiredConnector] = []
+    problems: list[Problem] = []
+    for spec in specs:
+        try:
+            desired.append(render_connector(spec, inputs=inputs, default_cluster=default_cluster))
+        except RenderError as exc:
+            problems.append(Problem(str(exc), spec.source))
+    return desired, problems
+
+
 def render_all(
     docs: Iterable[ConfigMapDoc],
     *,
     inputs: RenderInputs,
     selector: Selector,
     default_cluster: str = DEFAULT_CLUSTER,
+    deleted: Iterable[ConfigMapDoc] = (),
 ) -> Desired:
+    """Render the selected ConfigMaps. `deleted` ConfigMaps (last state of a deleted or relabeled one) are
+    rendered as disabled, so their connectors are deleted, unless a present ConfigMap declares the name."""
     specs, spec_errors = select_specs(docs, selector=selector)
     problems = [Problem(str(e)) for e in spec_errors]
-    desired: list[DesiredConnector] = []
-    for spec in specs:
+    desired, render_problems = _render_specs(specs, inputs=inputs, default_cluster=default_cluster)
+    problems += render_problems
+    gone_specs: list[ConnectorSpec] = []
+    for doc in deleted:
         try:
-            desired.append(render_connector(spec, inputs=inputs, default_cluster=default_cluster))
-        except RenderError as exc:
-            problems.append(Problem(str(exc), spec.source))
+            gone_specs.extend(replace(s, enabled=False) for s in specs_from_configmap(doc))
+        except SpecError as exc:
+            problems.append(Problem(str(exc)))
+    gone, gone_problems = _render_specs(gone_specs, inputs=inputs, default_cluster=default_cluster)
+    declared = {(d.cluster, d.name) for d in desired}
+    desired += [d for d in gone if (d.cluster, d.name) not in declared]
+    problems += gone_problems
     return Desired(tuple(desired), tuple(problems))
 
 
@@ -140,10 +163,13 @@ def reconcile(
     validate: bool = False,
     retry: RetryPolicy | None = None,
     problems: Sequence[Problem] = (),
+    deleted: Iterable[ConfigMapDoc] = (),
 ) -> Report:
     retry = retry or RetryPolicy()
     redactor = Redactor(inputs.secret_values)
-    desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
+    desired = render_all(
+        docs, inputs=inputs, selector=selector, default_cluster=default_cluster, deleted=deleted
+    )
     live, observe_problems = observe(desired.connectors, clients, retry=retry)
     all_problems = [*problems, *desired.problems, *observe_problems]
     if validate:

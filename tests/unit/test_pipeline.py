@@ -1,0 +1,78 @@
+"""pipeline.reconcile against the in-memory Connect: deleted ConfigMaps, unknown clusters, dry runs."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.core.selectors import parse_selector
+from reconciler.model import ConfigMapDoc, RenderInputs
+from reconciler.pipeline import reconcile
+from reconciler.retrying import RetryPolicy
+from tests.fake_connect import FakeConnect
+
+SEL = parse_selector("destination=connect")
+NO_WAIT = RetryPolicy(sleep=lambda s: None, max_attempts=3)
+
+
+def doc(cm: str, connector: str, *, labels: dict[str, str] | None = None, **extra: object) -> ConfigMapDoc:
+    program = json.dumps({"name": connector, "config": {"connector.class": "X"}, **extra})
+    return ConfigMapDoc(cm, "default", labels or {"destination": "connect"}, {"k.json": program})
+
+
+def test_deleted_configmap_deletes_its_connectors_even_after_relabel() -> None:
+    fake = FakeConnect()
+    fake.add("gone", {"connector.class": "X"})
+    fake.add("kept", {"connector.class": "X"})
+    relabeled = doc("cm-gone", "gone", labels={"app": "x"})  # no longer matches the selector
+    report = reconcile(
+        [doc("cm-kept", "kept")],
+        deleted=[relabeled],
+        inputs=RenderInputs(),
+        clients={"default": fake.client()},
+        selector=SEL,
+        dry_run=False,
+        retry=NO_WAIT,
+    )
+    assert report.ok and fake.writes() == ["DELETE /connectors/gone"]
+
+
+def test_connector_moved_to_another_configmap_is_not_deleted() -> None:
+    fake = FakeConnect()
+    fake.add("moved", {"connector.class": "X"})
+    report = reconcile(
+        [doc("cm-new", "moved")],
+        deleted=[doc("cm-old", "moved")],
+        inputs=RenderInputs(),
+        clients={"default": fake.client()},
+        selector=SEL,
+        dry_run=False,
+        retry=NO_WAIT,
+    )
+    assert report.ok and fake.writes() == [] and report.plan.problems == ()
+
+
+def test_unknown_cluster_is_a_problem_for_that_connector_only() -> None:
+    fake = FakeConnect()
+    report = reconcile(
+        [doc("a", "a", cluster="nowhere"), doc("b", "b")],
+        inputs=RenderInputs(),
+        clients={"default": fake.client()},
+        selector=SEL,
+        dry_run=False,
+        retry=NO_WAIT,
+    )
+    assert fake.writes() == ["POST /connectors"]
+    assert [(p.connector, p.message) for p in report.problems] == [("a", "unknown Connect cluster 'nowhere'")]
+
+
+def test_dry_run_writes_nothing() -> None:
+    fake = FakeConnect()
+    report = reconcile(
+        [doc("a", "a")],
+        inputs=RenderInputs(),
+        clients={"default": fake.client()},
+        selector=SEL,
+        dry_run=True,
+        retry=NO_WAIT,
+    )
+    assert report.plan.has_changes and report.outcomes == () and fake.writes() == []
