@@ -23,16 +23,16 @@ tools:
 
 # Start a local Kafka + Connect (127.0.0.1), reconcile configmaps/ into it, print the connectors' status.
 demo: venv tools
-	$(PY) -m tests.harness.kafka_kit start --data-dir $(DEMO_DIR)
+	$(PY) -m tests.harness.connect_kit start --data-dir $(DEMO_DIR)
 	@printf 'hello\nfrom\nconnect-reconciler\n' > $(DEMO_DIR)/input.txt
 	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler apply configmaps \
-	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.kafka_kit url --data-dir $(DEMO_DIR))"
+	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR))"
 	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler status configmaps --wait 90 \
-	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.kafka_kit url --data-dir $(DEMO_DIR))"
-	@echo "Kafka Connect keeps running at $$($(PY) -m tests.harness.kafka_kit url --data-dir $(DEMO_DIR)); stop it with: make demo-stop"
+	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR))"
+	@echo "Kafka Connect keeps running at $$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR)); stop it with: make demo-stop"
 
 demo-stop: venv
-	$(PY) -m tests.harness.kafka_kit stop --data-dir $(DEMO_DIR)
+	$(PY) -m tests.harness.connect_kit stop --data-dir $(DEMO_DIR)
 
 lint: venv
 	$(VENV)/bin/ruff check reconciler tests bench

@@ -91,6 +91,9 @@ class ConnectClient:
                 path=path,
             ) from None
 
+    def close(self) -> None:
+        self.http.close()
+
     # --- reads -------------------------------------------------------------------------------------
     def version(self) -> str | None:
         if self._version is None:

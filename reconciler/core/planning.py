@@ -142,6 +142,8 @@ def unconverged(desired: Sequence[DesiredConnector], live: Mapping[str, ClusterS
                 pending.append(d.name)
             continue
         want = _LIVE_STATE[d.state]
-        if found is None or found.state != want or any(t != want for t in found.tasks):
+        # A running or paused connector is settled only once its tasks exist and share its state.
+        no_tasks_yet = d.state is not DesiredState.STOPPED and found is not None and not found.tasks
+        if found is None or found.state != want or no_tasks_yet or any(t != want for t in found.tasks):
             pending.append(d.name)
     return sorted(pending)

@@ -17,14 +17,15 @@ from typing import Any, TextIO
 import httpx
 
 from reconciler.clients.clusters import ClusterSettings, connect_clients, credential_values, load_clusters
+from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import InputSettings, load_inputs
 from reconciler.clients.sources import load_configmaps
 from reconciler.core.planning import unconverged
 from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN, Redactor
-from reconciler.core.selectors import parse_selector
+from reconciler.core.selectors import Selector, parse_selector
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
-from reconciler.model import DEFAULT_CLUSTER, Problem, RenderInputs
+from reconciler.model import DEFAULT_CLUSTER, ConfigMapDoc, Problem, RenderInputs
 from reconciler.pipeline import observe, reconcile, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
 from reconciler.retrying import RetryPolicy
@@ -208,44 +209,78 @@ def run(
             return EXIT_ERROR if problems or desired.problems else EXIT_OK
 
         clients = connect_clients(clusters, event_hooks={"request": list(http_hooks)}, transport=transport)
-        retry = RetryPolicy(max_seconds=args.retry_seconds)
-        if args.command == "status":
-            desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
-            deadline = time.monotonic() + args.wait
-            while True:
-                live, observe_problems = observe(desired.connectors, clients, retry=retry)
-                pending = unconverged(desired.connectors, live)
-                if not pending or time.monotonic() >= deadline:
-                    break
-                time.sleep(1.0)
-            print(render_status(desired.connectors, live, redactor=redactor), file=out)
-            for p in [*problems, *desired.problems, *observe_problems]:
-                print(redactor.scrub(f"error: {p}"), file=err)
-            if pending:
-                print(f"not in the desired state: {', '.join(pending)}", file=err)
-            return EXIT_ERROR if problems or desired.problems or observe_problems or pending else EXIT_OK
-
-        report = reconcile(
-            docs,
-            inputs=inputs,
-            clients=clients,
-            selector=selector,
-            default_cluster=default_cluster,
-            dry_run=args.command == "plan",
-            validate=getattr(args, "validate", False),
-            retry=retry,
-            problems=problems,
-        )
-        if args.output == "json":
-            print(render_json(report, redactor=redactor), file=out)
-        else:
-            print(render_text(report, redactor=redactor, color=color), file=out)
-        if not report.ok:
-            return EXIT_ERROR
-        return EXIT_CHANGES if report.dry_run and report.plan.has_changes else EXIT_OK
+        try:
+            return _connected(
+                args,
+                clients,
+                docs=docs,
+                inputs=inputs,
+                selector=selector,
+                default_cluster=default_cluster,
+                problems=problems,
+                redactor=redactor,
+                color=color,
+                out=out,
+                err=err,
+            )
+        finally:
+            for client in clients.values():
+                client.close()
     except ReconcilerError as exc:
         print(redactor.scrub(f"error: {exc}"), file=err)
         return EXIT_ERROR
+
+
+def _connected(
+    args: argparse.Namespace,
+    clients: Mapping[str, ConnectClient],
+    *,
+    docs: Sequence[ConfigMapDoc],
+    inputs: RenderInputs,
+    selector: Selector,
+    default_cluster: str,
+    problems: list[Problem],
+    redactor: Redactor,
+    color: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """The commands that talk to Connect: status, plan, apply."""
+    retry = RetryPolicy(max_seconds=args.retry_seconds)
+    if args.command == "status":
+        desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
+        deadline = time.monotonic() + args.wait
+        while True:
+            live, observe_problems = observe(desired.connectors, clients, retry=retry)
+            pending = unconverged(desired.connectors, live)
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+        print(render_status(desired.connectors, live, redactor=redactor), file=out)
+        for p in [*problems, *desired.problems, *observe_problems]:
+            print(redactor.scrub(f"error: {p}"), file=err)
+        if pending:
+            print(f"not in the desired state: {', '.join(pending)}", file=err)
+        return EXIT_ERROR if problems or desired.problems or observe_problems or pending else EXIT_OK
+
+    report = reconcile(
+        docs,
+        inputs=inputs,
+        clients=clients,
+        selector=selector,
+        default_cluster=default_cluster,
+        dry_run=args.command == "plan",
+        validate=getattr(args, "validate", False),
+        retry=retry,
+        problems=problems,
+    )
+    if args.output == "json":
+        print(render_json(report, redactor=redactor), file=out)
+    else:
+        print(render_text(report, redactor=redactor, color=color), file=out)
+    if not report.ok:
+        return EXIT_ERROR
+    return EXIT_CHANGES if report.dry_run and report.plan.has_changes else EXIT_OK
 
 
 def main() -> None:

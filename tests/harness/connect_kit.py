@@ -1,0 +1,396 @@
+"""A real single-node Kafka (KRaft, broker+controller) and a Kafka Connect distributed worker, assembled from
+Maven Central jars and run with `java -cp` on 127.0.0.1. Used by the integration tests and `make demo`.
+
+Jars stay in ~/.m2; resolved classpaths are cached in ${CONNECT_RECONCILER_CACHE:-~/.cache/connect-reconciler}.
+Nothing is downloaded into the repository.
+
+    python -m tests.harness.connect_kit start --data-dir DIR   # start (or reuse) and print the Connect URL
+    python -m tests.harness.connect_kit url --data-dir DIR
+    python -m tests.harness.connect_kit stop --data-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+KAFKA_VERSION = os.environ.get("CONNECT_RECONCILER_KAFKA_VERSION", "4.1.2")
+HERE = Path(__file__).resolve().parent
+POMS = HERE / "kafka-jars"
+DEP_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+JVM_LIGHT = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k", "-Djava.awt.headless=true"]
+STATE_FILE = "kit-state.json"
+
+
+class KitError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("CONNECT_RECONCILER_CACHE") or str(Path.home() / ".cache" / "connect-reconciler")
+    return Path(root) / f"kafka-{KAFKA_VERSION}"
+
+
+def require_tools() -> None:
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        raise KitError(f"{' and '.join(missing)} not found: run `make tools` (installs Java 17 and Maven)")
+
+
+def classpath(kind: str) -> str:
+    """The runtime classpath of `kind` ("broker" or "connect"), resolved once by Maven and cached."""
+    out = cache_dir() / f"{kind}.classpath"
+    if not out.exists() or out.stat().st_mtime < (POMS / f"{kind}.pom.xml").stat().st_mtime:
+        require_tools()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POMS / f"{kind}.pom.xml"),
+            f"-Dkafka.version={KAFKA_VERSION}",
+            f"{DEP_PLUGIN}:build-classpath",
+            "-DincludeScope=runtime",
+            f"-Dmdep.outputFile={out}",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+        if result.returncode != 0 or not out.exists():
+            raise KitError(
+                f"maven could not resolve the {kind} classpath:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
+    return out.read_text().strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+LOG4J2 = """\
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = WARN
+logger.reflections.name = org.reflections
+logger.reflections.level = ERROR
+"""
+
+
+def _properties(values: dict[str, object]) -> str:
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+class ConnectKit:
+    """Start with `start()` (or as a context manager); `connect_url` and `data_dir` for the tests."""
+
+    def __init__(self, data_dir: Path | str, *, startup_timeout: float = 240.0) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.startup_timeout = startup_timeout
+        self.ports: dict[str, int] = {}
+        self.pids: dict[str, int] = {}
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}  # kept so they are reaped, not leaked
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    @property
+    def connect_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['connect']}"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / STATE_FILE
+
+    def load_state(self) -> bool:
+        """Adopt a kit started earlier (by `start` in another process); False if none is running."""
+        if not self.state_path.exists():
+            return False
+        state = json.loads(self.state_path.read_text())
+        self.ports, self.pids = state["ports"], state["pids"]
+        return all(_alive(p) for p in self.pids.values()) and _http_ok(self.connect_url + "/health")
+
+    def start(self) -> ConnectKit:
+        require_tools()
+        broker_cp, connect_cp = classpath("broker"), classpath("connect")
+        for sub in ("logs", "secrets", "plugins", "kraft"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "not-a-directory").write_text("")  # see failing_connector_config
+        self.ports = {"broker": free_port(), "controller": free_port(), "connect": free_port()}
+        (self.data_dir / "log4j2.properties").write_text(LOG4J2)
+        self._write_configs()
+        log_opt = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
+        started = time.monotonic()
+        try:
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            subprocess.run(
+                [
+                    "java",
+                    *JVM_LIGHT,
+                    "-Xmx256m",
+                    log_opt,
+                    "-cp",
+                    broker_cp,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.data_dir / "server.properties"),
+                    "--ignore-formatted",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            self.pids["broker"] = self._spawn(
+                "broker",
+                [
+                    "java",
+                    *JVM_LIGHT,
+                    "-Xms128m",
+                    "-Xmx512m",
+                    log_opt,
+                    "-cp",
+                    broker_cp,
+                    "kafka.Kafka",
+                    str(self.data_dir / "server.properties"),
+                ],
+            )
+            self._wait("broker", lambda: _port_open(self.ports["broker"]))
+            self.pids["connect"] = self._spawn(
+                "connect",
+                [
+                    "java",
+                    *JVM_LIGHT,
+                    "-Xms128m",
+                    "-Xmx512m",
+                    log_opt,
+                    "-cp",
+                    connect_cp,
+                    "org.apache.kafka.connect.cli.ConnectDistributed",
+                    str(self.data_dir / "connect-distributed.properties"),
+                ],
+            )
+            self._wait("connect", lambda: _http_ok(self.connect_url + "/health"))
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        self.state_path.write_text(json.dumps({"ports": self.ports, "pids": self.pids}))
+        return self
+
+    def stop(self) -> None:
+        """Worker first, then the broker; SIGTERM, then SIGKILL after a grace period."""
+        for name in ("connect", "broker"):
+            pid = self.pids.pop(name, None)
+            if pid is None or not _alive(pid):
+                continue
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGTERM)
+            process = self._processes.pop(name, None)
+            deadline = time.monotonic() + 20
+            while _alive(pid) and time.monotonic() < deadline:
+                if process is not None and process.poll() is not None:
+                    break
+                time.sleep(0.2)
+            if _alive(pid) and (process is None or process.poll() is None):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+            if process is not None:
+                process.wait(timeout=30)
+        self.state_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ConnectKit:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- internals -------------------------------------------------------------------------------
+    def _spawn(self, name: str, cmd: list[str]) -> int:
+        log = (self.data_dir / "logs" / f"{name}.log").open("ab")
+        # Own session: stop() signals the whole process group, and Ctrl-C in a terminal does not.
+        process = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.data_dir,
+        )
+        log.close()
+        self._processes[name] = process
+        return process.pid
+
+    def _wait(self, name: str, ready: Any) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            if not _alive(self.pids[name]):
+                break
+            time.sleep(0.5)
+        tail = (self.data_dir / "logs" / f"{name}.log").read_text(errors="replace")[-4000:]
+        raise KitError(f"{name} did not become ready within {self.startup_timeout:.0f} s; log tail:\n{tail}")
+
+    def _write_configs(self) -> None:
+        b, c, r = self.ports["broker"], self.ports["controller"], self.ports["connect"]
+        server = {
+            "process.roles": "broker,controller",
+            "node.id": 1,
+            "controller.quorum.voters": f"1@127.0.0.1:{c}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{b}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": self.data_dir / "kraft",
+            "num.partitions": 1,
+            "default.replication.factor": 1,
+            "min.insync.replicas": 1,
+            # One broker: internal topics must have RF 1, or there is no group coordinator and Connect hangs.
+            "offsets.topic.replication.factor": 1,
+            "offsets.topic.num.partitions": 1,
+            "transaction.state.log.replication.factor": 1,
+            "transaction.state.log.min.isr": 1,
+            "transaction.state.log.num.partitions": 1,
+            "share.coordinator.state.topic.replication.factor": 1,
+            "share.coordinator.state.topic.min.isr": 1,
+            "group.initial.rebalance.delay.ms": 0,
+            "num.network.threads": 2,
+            "num.io.threads": 2,
+            "background.threads": 2,
+            "log.retention.hours": 1,
+        }
+        secrets = self.data_dir / "secrets"
+        worker = {
+            "bootstrap.servers": f"127.0.0.1:{b}",
+            "group.id": "kit-connect",
+            "config.storage.topic": "kit-connect-configs",
+            "offset.storage.topic": "kit-connect-offsets",
+            "status.storage.topic": "kit-connect-status",
+            "config.storage.replication.factor": 1,
+            "offset.storage.replication.factor": 1,
+            "status.storage.replication.factor": 1,
+            "offset.storage.partitions": 1,
+            "status.storage.partitions": 1,
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "key.converter.schemas.enable": "false",
+            "value.converter.schemas.enable": "false",
+            "listeners": f"http://127.0.0.1:{r}",
+            "rest.advertised.host.name": "127.0.0.1",
+            "rest.advertised.port": r,
+            "offset.flush.interval.ms": 1000,
+            "scheduled.rebalance.max.delay.ms": 5000,
+            "plugin.path": self.data_dir / "plugins",
+            "config.providers": "file,env,dir",
+            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+            "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+            "config.providers.file.param.allowed.paths": secrets,
+            "config.providers.dir.param.allowed.paths": secrets,
+            "config.providers.env.param.allowlist.pattern": "KIT_.*",
+        }
+        (self.data_dir / "server.properties").write_text(_properties(server))
+        (self.data_dir / "connect-distributed.properties").write_text(_properties(worker))
+
+
+def file_source_config(kit: ConnectKit, *, topic: str, file_name: str) -> dict[str, str]:
+    return {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        "tasks.max": "1",
+        "file": str(kit.data_dir / file_name),
+        "topic": topic,
+    }
+
+
+def failing_connector_config(kit: ConnectKit) -> dict[str, str]:
+    """A sink whose task fails at start (its output file's directory cannot exist): task state FAILED."""
+    return {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        "tasks.max": "1",
+        "topics": "kit-failing",
+        "file": str(kit.data_dir / "not-a-directory" / "out.txt"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.connect_kit")
+    parser.add_argument("command", choices=["start", "stop", "url", "classpath"])
+    parser.add_argument("--data-dir", default=str(cache_dir() / "demo"))
+    args = parser.parse_args(argv)
+    kit = ConnectKit(args.data_dir)
+    try:
+        if args.command == "classpath":
+            classpath("broker")
+            classpath("connect")
+            print(cache_dir())
+        elif args.command == "start":
+            if not kit.load_state():
+                kit.stop()  # a stale state file: clear leftovers before starting afresh
+                kit.start()
+                print(
+                    f"Kafka {KAFKA_VERSION} + Connect started in {kit.startup_seconds:.1f} s (logs in {kit.data_dir / 'logs'})",
+                    file=sys.stderr,
+                )
+            print(kit.connect_url)
+        elif args.command == "url":
+            if not kit.load_state():
+                raise KitError(f"no running kit in {kit.data_dir}: run start first")
+            print(kit.connect_url)
+        else:
+            kit.load_state()
+            kit.stop()
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

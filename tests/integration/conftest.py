@@ -1,0 +1,37 @@
+"""Integration fixtures: one real Kafka + Kafka Connect per test session (tests/harness/connect_kit.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness.connect_kit import ConnectKit, KitError, require_tools
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def connect_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectKit]:
+    if os.environ.get("CONNECT_RECONCILER_SKIP_INTEGRATION") == "1":
+        pytest.skip("CONNECT_RECONCILER_SKIP_INTEGRATION=1")
+    try:
+        require_tools()  # a missing JDK or Maven fails the suite: CI must never skip silently
+        kit = ConnectKit(tmp_path_factory.mktemp("connect-kit")).start()
+    except KitError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield kit
+    finally:
+        kit.stop()
+
+
+@pytest.fixture(scope="session")
+def connect_url(connect_kit: ConnectKit) -> str:
+    return connect_kit.connect_url

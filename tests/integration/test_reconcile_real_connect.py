@@ -1,0 +1,344 @@
+"""The CLI against a real Kafka Connect worker (Kafka 4.1 from Maven Central jars, see tests/harness).
+
+Each test declares connectors with its own name prefix, so tests share one worker without interfering.
+Write requests are asserted on the HTTP requests the CLI really sent (recorded by an httpx event hook).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.entrypoints.cli import run
+from tests.harness.connect_kit import failing_connector_config
+
+SECRET_ENV = "itest-Env-Secret-9f3a"
+SECRET_FILE = "itest-File-Secret-4c1d"
+SECRET_PROP = "itest-Prop-Secret-77e2"
+
+
+def configmap(name: str, data: dict[str, str], *, enabled: str | None = None) -> str:
+    labels = "    destination: connect\n" + (f'    enabled: "{enabled}"\n' if enabled is not None else "")
+    body = "\n".join(f"  {k}: |\n" + textwrap.indent(v, "    ") for k, v in data.items())
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n  labels:\n{labels}data:\n{body}\n"
+
+
+class Workspace:
+    """ConfigMap files + template inputs for one test, and a CLI runner that records requests."""
+
+    def __init__(self, root: Path, connect_url: str, data_dir: Path) -> None:
+        self.prefix = f"it{uuid.uuid4().hex[:6]}"
+        self.url = connect_url
+        self.data_dir = data_dir
+        self.cms = root / "configmaps"
+        self.cms.mkdir()
+        self.props = root / "props"
+        self.props.mkdir()
+        (self.props / "app.properties").write_text(
+            f"topic.prefix={self.prefix}\nsink.password={SECRET_PROP}\n"
+        )
+        self.secret = root / "db"
+        self.secret.mkdir()
+        (self.secret / "password").write_text(SECRET_FILE)
+        self.requests: list[httpx.Request] = []
+        self.outputs: list[str] = []
+
+    def name(self, short: str) -> str:
+        return f"{self.prefix}-{short}"
+
+    def source(
+        self, short: str, *, enabled: str | None = None, state: str | None = None, **extra: Any
+    ) -> None:
+        config = {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "tasks.max": "1",
+            "file": str(self.data_dir / f"{self.name(short)}.txt"),
+            "topic": f"{self.name(short)}-topic",
+            **extra,
+        }
+        doc: dict[str, Any] = {"name": self.name(short), "config": config}
+        if state:
+            doc["state"] = state
+        self.write(
+            short,
+            configmap(
+                f"cm-{self.name(short)}", {f"{short}.json": json.dumps(doc, indent=2)}, enabled=enabled
+            ),
+        )
+
+    def write(self, short: str, text: str) -> None:
+        (self.cms / f"{short}.yaml").write_text(text)
+
+    def cli(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        cmd, *rest = argv
+        args = [
+            cmd,
+            str(self.cms),
+            "--properties-dir",
+            str(self.props),
+            "--secret-dir",
+            str(self.secret),
+            *rest,
+        ]
+        if cmd != "render":
+            args += ["--connect-url", self.url]
+        environ = {"DB_PASSWORD": SECRET_ENV, "STAGE": "it", "DATA_DIR": str(self.data_dir)}
+        code = run(args, environ=environ, stdout=out, stderr=err, http_hooks=[self.requests.append])
+        self.outputs += [out.getvalue(), err.getvalue()]
+        return code, out.getvalue(), err.getvalue()
+
+    def writes(self) -> list[str]:
+        return sorted(
+            f"{r.method} {httpx.URL(r.url).path}" for r in self.requests if r.method not in ("GET",)
+        )
+
+    def reset(self) -> None:
+        self.requests.clear()
+
+    def wait_status(self, seconds: float = 120) -> tuple[int, str]:
+        code, out, err = self.cli("status", "--wait", str(seconds))
+        return code, out + err
+
+
+@pytest.fixture
+def ws(tmp_path: Path, connect_url: str, connect_kit: Any) -> Iterator[Workspace]:
+    w = Workspace(tmp_path, connect_url, Path(connect_kit.data_dir))
+    yield w
+    # Leave the shared worker clean: delete whatever this test created.
+    with httpx.Client(base_url=connect_url, timeout=30) as http:
+        for name in http.get("/connectors").json():
+            if name.startswith(w.prefix):
+                http.delete(f"/connectors/{name}")
+
+
+def live_state(url: str, name: str) -> dict[str, Any]:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        return dict(http.get(f"/connectors/{name}/status").json())
+
+
+def test_plan_apply_converge_and_stay_idle(ws: Workspace) -> None:
+    ws.source("a")
+    ws.source("b")
+    code, out, _ = ws.cli("plan")
+    assert code == 2, out
+    assert f"+ create {ws.name('a')}" in out and f"+ create {ws.name('b')}" in out
+    assert ws.writes() == []  # a dry run sends no write request of any kind
+
+    code, out, err = ws.cli("apply")
+    assert code == 0, out + err
+    assert ws.writes() == ["POST /connectors", "POST /connectors"]
+    code, status = ws.wait_status()
+    assert code == 0, status
+    assert f"{ws.name('a')} @default: RUNNING (tasks: RUNNING)" in status
+
+    ws.reset()
+    code, out, _ = ws.cli("plan")
+    assert code == 0, out
+    code, out, _ = ws.cli("apply")
+    assert code == 0 and ws.writes() == [], (out, ws.writes())
+
+    # One value in one file -> exactly one PUT, for that connector only.
+    ws.source("b", topic=f"{ws.name('b')}-topic-v2")
+    ws.reset()
+    code, out, _ = ws.cli("apply")
+    assert code == 0, out
+    assert ws.writes() == [f"PUT /connectors/{ws.name('b')}/config"]
+    with httpx.Client(base_url=ws.url, timeout=30) as http:
+        assert http.get(f"/connectors/{ws.name('b')}/config").json()["topic"] == f"{ws.name('b')}-topic-v2"
+
+    # enabled: "false" deletes it.
+    ws.source("b", enabled="false")
+    ws.reset()
+    assert ws.cli("apply")[0] == 0
+    assert ws.writes() == [f"DELETE /connectors/{ws.name('b')}"]
+    with httpx.Client(base_url=ws.url, timeout=30) as http:
+        assert http.get(f"/connectors/{ws.name('b')}/config").status_code == 404
+    ws.reset()
+    assert ws.cli("apply")[0] == 0 and ws.writes() == []
+
+
+def test_paused_and_stopped(ws: Workspace) -> None:
+    ws.source("p")
+    ws.source("s")
+    ws.source("born-stopped", state="stopped")
+    assert ws.cli("apply")[0] == 0
+    assert ws.wait_status()[0] == 0
+    assert live_state(ws.url, ws.name("born-stopped"))["connector"]["state"] == "STOPPED"
+
+    ws.source("p", state="paused")
+    ws.source("s", state="stopped")
+    ws.reset()
+    assert ws.cli("apply")[0] == 0
+    assert ws.writes() == [f"PUT /connectors/{ws.name('p')}/pause", f"PUT /connectors/{ws.name('s')}/stop"]
+    code, status = ws.wait_status()
+    assert code == 0, status
+    assert live_state(ws.url, ws.name("p"))["connector"]["state"] == "PAUSED"
+    assert live_state(ws.url, ws.name("s"))["connector"]["state"] == "STOPPED"
+    ws.reset()
+    assert ws.cli("apply")[0] == 0 and ws.writes() == []
+
+    ws.source("p", state="running")
+    assert ws.cli("apply")[0] == 0
+    assert ws.wait_status()[0] == 0
+    assert live_state(ws.url, ws.name("p"))["connector"]["state"] == "RUNNING"
+
+
+def test_connect_operator_style_applies_once_then_stays_in_sync(ws: Workspace) -> None:
+    # Exactly the connect-operator idiom: jq program, env.X, $VARS, a number, name repeated in config.
+    program = textwrap.dedent(f"""\
+        {{
+          "name": "{ws.name("legacy")}",
+          "config": {{
+            "name": "{ws.name("legacy")}",
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "tasks.max": 1,
+            "file": (env.DATA_DIR + "/legacy-" + env.STAGE + ".txt"),
+            "topic": ($TOPIC_PREFIX + "-legacy")
+          }}
+        }}""")
+    ws.write("legacy", configmap(f"cm-{ws.name('legacy')}", {"legacy.json": program}, enabled="true"))
+    assert ws.cli("apply")[0] == 0
+    assert ws.writes() == ["POST /connectors"]
+    assert ws.wait_status()[0] == 0
+    for _ in range(3):
+        ws.reset()
+        assert ws.cli("plan")[0] == 0
+        assert ws.cli("apply")[0] == 0
+        assert ws.writes() == []
+
+
+def test_secrets_never_reach_any_output(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    def program(extra: str = "") -> str:
+        return textwrap.dedent(f"""\
+            {{"name": "{ws.name("sec")}", "config": {{
+              "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+              "file": (env.DATA_DIR + "/sec.txt"), "topic": "{ws.name("sec")}",
+              "connection.password": env.DB_PASSWORD,
+              "sink.password": $SINK_PASSWORD,
+              "vault.token": $secrets.db.password,
+              "connection.url": ("jdbc:x://h/db?password=" + env.DB_PASSWORD){extra}
+            }}}}""")
+
+    ws.write("sec", configmap(f"cm-{ws.name('sec')}", {"sec.json": program()}))
+    for argv in (
+        ("render",),
+        ("render", "--output", "json"),
+        ("plan",),
+        ("plan", "--output", "json"),
+        ("plan", "--validate"),
+        ("apply", "--log-level", "debug"),
+        ("status",),
+    ):
+        ws.cli(*argv)
+    # A change Connect rejects with a message that quotes the (secret) value it did not like.
+    ws.write(
+        "sec", configmap(f"cm-{ws.name('sec')}", {"sec.json": program(', "tasks.max": env.DB_PASSWORD')})
+    )
+    code, out, _ = ws.cli("apply", "--log-level", "debug", "--output", "json")
+    assert code == 1 and "tasks.max" in out
+    ws.cli("plan", "--log-level", "debug")
+    captured = capsys.readouterr()
+    everything = "\n".join([*ws.outputs, captured.out, captured.err, caplog.text])
+    assert "<secret sha256:" in everything
+    with httpx.Client(base_url=ws.url, timeout=30) as http:  # the worker really got the secret
+        assert http.get(f"/connectors/{ws.name('sec')}/config").json()["connection.password"] == SECRET_ENV
+    for secret in (SECRET_ENV, SECRET_FILE, SECRET_PROP):
+        assert secret not in everything
+
+
+def test_bad_input_is_named_and_blocks_nothing_else(ws: Workspace) -> None:
+    ws.source("keep")
+    ws.source("victim")
+    assert ws.cli("apply")[0] == 0
+    before = live_state(ws.url, ws.name("victim"))
+    ws.write(
+        "victim",
+        configmap(
+            f"cm-{ws.name('victim')}",
+            {
+                "v.json": '{"name": "' + ws.name("victim") + '", "config": {"topic": $UNDEFINED_VAR}}',
+            },
+            enabled="false",
+        ),
+    )
+    ws.write("broken-yaml", "kind: ConfigMap\nmetadata:\n  name: broken\n  labels: {destination: connect\n")
+    ws.write(
+        "bad-jq",
+        configmap(
+            f"cm-{ws.name('bad')}",
+            {
+                "jq.json": "{oops",
+                "noname.json": '{"config": {}}',
+                "noconfig.json": '{"name": "x"}',
+                "nested.json": '{"name": "' + ws.name("nested") + '", "config": {"a": {"b": 1}}}',
+            },
+        ),
+    )
+    ws.source("new")
+    ws.reset()
+    code, out, _ = ws.cli("apply")
+    assert code == 1
+    assert ws.writes() == ["POST /connectors"]  # only the new, valid connector
+    errors = [line for line in out.splitlines() if line.startswith("! error")]
+    assert len(errors) == 6, errors
+    assert any(
+        f"ConfigMap default/cm-{ws.name('victim')} key v.json: jq compile error: $UNDEFINED_VAR is not defined"
+        in e
+        for e in errors
+    )
+    assert any("ConfigMap broken in " in e and "invalid YAML" in e for e in errors)
+    assert any(f'cm-{ws.name("bad")} key nested.json: config key "a" is an object' in e for e in errors)
+    assert live_state(ws.url, ws.name("victim"))["connector"]["state"] == before["connector"]["state"]
+
+
+def test_failed_connector_is_reported(ws: Workspace, connect_kit: Any) -> None:
+    doc = {"name": ws.name("fails"), "config": failing_connector_config(connect_kit)}
+    ws.write("fails", configmap(f"cm-{ws.name('fails')}", {"f.json": json.dumps(doc)}))
+    assert ws.cli("apply")[0] == 0
+    code, status = ws.wait_status(seconds=20)
+    assert code == 1 and "FAILED" in status, status
+    assert f"not in the desired state: {ws.name('fails')}" in status
+    # A FAILED connector whose config is unchanged is not rewritten on the next run.
+    ws.reset()
+    assert ws.cli("apply")[0] == 0 and ws.writes() == []
+
+
+def test_samples_apply_to_the_real_worker(tmp_path: Path, connect_url: str, connect_kit: Any) -> None:
+    root = Path(__file__).resolve().parents[2]
+    data = Path(connect_kit.data_dir)
+    (data / "input.txt").write_text("one\ntwo\n")
+    out, err = io.StringIO(), io.StringIO()
+    argv = [
+        "apply",
+        str(root / "configmaps"),
+        "--properties-dir",
+        str(root / "configmaps/inputs/properties"),
+        "--connect-url",
+        connect_url,
+    ]
+    env = {"DEMO_DATA_DIR": str(data)}
+    try:
+        assert run(argv, environ=env, stdout=out, stderr=err) == 0, out.getvalue() + err.getvalue()
+        status_argv = ["status", *argv[1:], "--wait", "120"]
+        assert run(status_argv, environ=env, stdout=out, stderr=err) == 0, out.getvalue() + err.getvalue()
+        output = data / "output.txt"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (output.exists() and "two" in output.read_text()):
+            time.sleep(1)
+        assert "two" in output.read_text()  # records flowed: file -> source -> Kafka -> sink -> file
+    finally:
+        with httpx.Client(base_url=connect_url, timeout=30) as http:
+            for name in ("demo-file-source", "demo-file-sink", "demo-archive-sink"):
+                http.delete(f"/connectors/{name}")
