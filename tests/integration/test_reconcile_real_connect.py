@@ -342,3 +342,14 @@ def test_samples_apply_to_the_real_worker(tmp_path: Path, connect_url: str, conn
         with httpx.Client(base_url=connect_url, timeout=30) as http:
             for name in ("demo-file-source", "demo-file-sink", "demo-archive-sink"):
                 http.delete(f"/connectors/{name}")
+
+
+def test_validate_shows_connect_field_errors(ws: Workspace) -> None:
+    ws.source("invalid", **{"tasks.max": "many"})
+    code, out, _ = ws.cli("plan", "--validate")
+    assert code == 1
+    assert (
+        f"connector {ws.name('invalid')}: invalid tasks.max: Invalid value many for configuration tasks.max"
+        in out
+    )
+    assert ws.writes() == ["PUT /connector-plugins/FileStreamSourceConnector/config/validate"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from reconciler.clients.clusters import load_clusters
+from reconciler.clients.clusters import ClusterSettings, http_client, load_clusters
+from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import InputSettings, load_inputs
 from reconciler.clients.sources import load_configmaps
 from reconciler.errors import ConfigError
@@ -127,3 +129,18 @@ def test_sources_skip_other_kinds_and_report_missing_paths(tmp_path: Path) -> No
     docs, errors = load_configmaps([str(tmp_path), str(tmp_path / "missing.yaml")])
     assert [d.name for d in docs] == ["x"]
     assert [str(e) for e in errors] == [f"{tmp_path / 'missing.yaml'}: no such file or directory"]
+
+
+def test_basic_auth_is_sent_and_the_password_scrubbed_from_errors() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, text="User cannot access the resource.")
+
+    settings = ClusterSettings(name="main", url="http://c:8083", username="admin", password="pw-Very-Secret")
+    client = ConnectClient(http_client(settings, transport=httpx.MockTransport(handler)), cluster="main")
+    with pytest.raises(Exception, match="HTTP 401: User cannot access the resource") as info:
+        client.list_names()
+    assert seen[0].headers["authorization"].startswith("Basic ")
+    assert "pw-Very-Secret" not in str(info.value) and "pw-Very-Secret" not in repr(settings)
