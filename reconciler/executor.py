@@ -93,11 +93,15 @@ def apply_plan(
     *,
     retry: RetryPolicy,
     on_outcome: Callable[[Outcome], None] | None = None,
+    should_continue: Callable[[], bool] = lambda: True,
 ) -> list[Outcome]:
+    """`should_continue` is asked before every action: a shutdown finishes the action in flight only."""
     outcomes: list[Outcome] = []
     for connector_plan in plan.connectors:
         client = clients[connector_plan.cluster]
         for action in connector_plan.actions:
+            if not should_continue():
+                return outcomes
             outcome = execute_action(action, client, retry=retry)
             outcomes.append(outcome)
             if on_outcome is not None:

@@ -6,7 +6,7 @@ are collected in the Report and never stop the other connectors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -164,6 +164,7 @@ def reconcile(
     retry: RetryPolicy | None = None,
     problems: Sequence[Problem] = (),
     deleted: Iterable[ConfigMapDoc] = (),
+    should_continue: Callable[[], bool] = lambda: True,
 ) -> Report:
     retry = retry or RetryPolicy()
     redactor = Redactor(inputs.secret_values)
@@ -191,5 +192,5 @@ def reconcile(
                 error=outcome.message,
             )
 
-    outcomes = apply_plan(plan, clients, retry=retry, on_outcome=logged)
+    outcomes = apply_plan(plan, clients, retry=retry, on_outcome=logged, should_continue=should_continue)
     return Report(plan, tuple(outcomes), dry_run=False)

@@ -11,21 +11,20 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, TextIO
 
 import httpx
 
-from reconciler.clients.clusters import ClusterSettings, connect_clients, credential_values, load_clusters
+from reconciler.clients.clusters import connect_clients
 from reconciler.clients.connect import ConnectClient
-from reconciler.clients.inputs import InputSettings, load_inputs
 from reconciler.clients.sources import load_configmaps
 from reconciler.core.planning import unconverged
 from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN, Redactor
-from reconciler.core.selectors import Selector, parse_selector
+from reconciler.core.selectors import Selector
+from reconciler.entrypoints.settings import load_runtime
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
-from reconciler.model import DEFAULT_CLUSTER, ConfigMapDoc, Problem, RenderInputs
+from reconciler.model import ConfigMapDoc, Problem, RenderInputs
 from reconciler.pipeline import observe, reconcile, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
 from reconciler.retrying import RetryPolicy
@@ -151,18 +150,6 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _inputs(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[RenderInputs, list[str]]:
-    settings = InputSettings(
-        properties_dirs=args.properties_dir,
-        secret_dirs=args.secret_dir,
-        files_dirs=args.files_dir,
-        env_allow=args.env_allow,
-        secret_env_pattern=args.secret_env_pattern,
-        secret_env=args.secret_env,
-    )
-    return load_inputs(settings, environ=environ)
-
-
 def run(
     argv: Sequence[str] | None = None,
     *,
@@ -181,19 +168,10 @@ def run(
     try:
         if not args.paths:
             raise ReconcilerError("no ConfigMap paths given (arguments or CONNECT_RECONCILER_PATHS)")
-        selector = parse_selector(args.selector)
-        inputs, warnings = _inputs(args, environ)
-        redactor = Redactor(inputs.secret_values)
-        clusters: dict[str, ClusterSettings] = {}
-        default_cluster = DEFAULT_CLUSTER
-        if args.command != "render":
-            clusters, default_cluster = load_clusters(
-                args.clusters_file, default_url=args.connect_url, environ=environ
-            )
-            redactor = redactor.with_values(credential_values(clusters))
-            inputs = replace(inputs, secret_values=redactor.secret_values)
+        rt = load_runtime(args, environ, with_clusters=args.command != "render")
+        redactor, inputs, selector, default_cluster = rt.redactor, rt.inputs, rt.selector, rt.default_cluster
         use_redactor(redactor)
-        for w in warnings:
+        for w in rt.warnings:
             print(redactor.scrub(f"warning: {w}"), file=err)
         docs, source_errors = load_configmaps(args.paths)
         problems = [Problem(str(e)) for e in source_errors]
@@ -208,7 +186,7 @@ def run(
                 print(redactor.scrub(f"error: {p}"), file=err)
             return EXIT_ERROR if problems or desired.problems else EXIT_OK
 
-        clients = connect_clients(clusters, event_hooks={"request": list(http_hooks)}, transport=transport)
+        clients = connect_clients(rt.clusters, event_hooks={"request": list(http_hooks)}, transport=transport)
         try:
             return _connected(
                 args,

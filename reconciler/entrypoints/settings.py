@@ -1,0 +1,51 @@
+"""What every entry point loads before it reconciles: selector, template inputs, clusters, redactor.
+
+Edge (reads files and the environment). Loaded afresh for every reconcile in the long-running entry
+points, so rotated Secrets and properties files take effect without a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from reconciler.clients.clusters import ClusterSettings, credential_values, load_clusters
+from reconciler.clients.inputs import InputSettings, load_inputs
+from reconciler.core.redaction import Redactor
+from reconciler.core.selectors import Selector, parse_selector
+from reconciler.model import DEFAULT_CLUSTER, RenderInputs
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    selector: Selector
+    inputs: RenderInputs
+    warnings: tuple[str, ...]
+    clusters: Mapping[str, ClusterSettings]
+    default_cluster: str
+    redactor: Redactor
+
+
+def load_runtime(args: argparse.Namespace, environ: Mapping[str, str], *, with_clusters: bool = True) -> Runtime:
+    """ConfigError (one line) when a flag, a file or a directory is wrong."""
+    selector = parse_selector(args.selector)
+    inputs, warnings = load_inputs(
+        InputSettings(
+            properties_dirs=args.properties_dir,
+            secret_dirs=args.secret_dir,
+            files_dirs=args.files_dir,
+            env_allow=args.env_allow,
+            secret_env_pattern=args.secret_env_pattern,
+            secret_env=args.secret_env,
+        ),
+        environ=environ,
+    )
+    redactor = Redactor(inputs.secret_values)
+    clusters: dict[str, ClusterSettings] = {}
+    default_cluster = DEFAULT_CLUSTER
+    if with_clusters:
+        clusters, default_cluster = load_clusters(args.clusters_file, default_url=args.connect_url, environ=environ)
+        redactor = redactor.with_values(credential_values(clusters))
+        inputs = replace(inputs, secret_values=redactor.secret_values)
+    return Runtime(selector, inputs, tuple(warnings), clusters, default_cluster, redactor)
