@@ -120,13 +120,22 @@ class ConfigMapWatcher:
                 if exc.status == 410:
                     rv = None
                     continue
-                log.warning("kubernetes API error, backing off", namespace=self.namespace, status=exc.status,
-                            reason=str(exc.reason), seconds=round(delay, 1))
+                log.warning(
+                    "kubernetes API error, backing off",
+                    namespace=self.namespace,
+                    status=exc.status,
+                    reason=str(exc.reason),
+                    seconds=round(delay, 1),
+                )
                 stop.wait(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self.settings.backoff_max_s)
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                log.warning("kubernetes API unreachable, backing off", namespace=self.namespace,
-                            error=type(exc).__name__, seconds=round(delay, 1))
+                log.warning(
+                    "kubernetes API unreachable, backing off",
+                    namespace=self.namespace,
+                    error=type(exc).__name__,
+                    seconds=round(delay, 1),
+                )
                 stop.wait(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self.settings.backoff_max_s)
 

@@ -22,6 +22,7 @@ from reconciler.core.planning import unconverged
 from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN, Redactor
 from reconciler.core.selectors import Selector
 from reconciler.entrypoints.settings import load_runtime
+from reconciler.entrypoints.watcher import run_watcher
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, RenderInputs
@@ -147,6 +148,37 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=float(env.text("--wait", "0") or 0),
         help="seconds to wait for every connector to reach its desired state (exit 1 if not)",
     )
+    watch = sub.add_parser(
+        "run", parents=[common, remote], help="watch ConfigMaps in Kubernetes and reconcile continuously"
+    )
+    watch.add_argument(
+        "--namespace",
+        action="append",
+        default=env.many("--namespace") or None,
+        help="namespace to watch (repeatable; '*' = all namespaces; default: default)",
+    )
+    watch.add_argument(
+        "--kubeconfig",
+        default=env.text("--kubeconfig"),
+        help="kubeconfig file (default: in-cluster, then ~/.kube/config)",
+    )
+    watch.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=float(env.text("--resync-seconds", "60") or 60),
+        help="reconcile at least this often, repairing drift made in Connect (default 60)",
+    )
+    watch.add_argument(
+        "--debounce-seconds",
+        type=float,
+        default=float(env.text("--debounce-seconds", "1") or 1),
+        help="wait this long after an event for more before reconciling (default 1)",
+    )
+    watch.add_argument(
+        "--health-address",
+        default=env.text("--health-address", "0.0.0.0:8080"),
+        help="HOST:PORT for /healthz and /readyz ('' disables; default 0.0.0.0:8080)",
+    )
     return parser
 
 
@@ -166,6 +198,9 @@ def run(
     color = args.color == "always" or (args.color == "auto" and out.isatty() and "NO_COLOR" not in environ)
     redactor = Redactor()
     try:
+        if args.command == "run":
+            args.namespace = args.namespace or ["default"]
+            return run_watcher(args, environ)
         if not args.paths:
             raise ReconcilerError("no ConfigMap paths given (arguments or CONNECT_RECONCILER_PATHS)")
         rt = load_runtime(args, environ, with_clusters=args.command != "render")

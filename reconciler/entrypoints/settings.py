@@ -27,7 +27,9 @@ class Runtime:
     redactor: Redactor
 
 
-def load_runtime(args: argparse.Namespace, environ: Mapping[str, str], *, with_clusters: bool = True) -> Runtime:
+def load_runtime(
+    args: argparse.Namespace, environ: Mapping[str, str], *, with_clusters: bool = True
+) -> Runtime:
     """ConfigError (one line) when a flag, a file or a directory is wrong."""
     selector = parse_selector(args.selector)
     inputs, warnings = load_inputs(
@@ -45,7 +47,9 @@ def load_runtime(args: argparse.Namespace, environ: Mapping[str, str], *, with_c
     clusters: dict[str, ClusterSettings] = {}
     default_cluster = DEFAULT_CLUSTER
     if with_clusters:
-        clusters, default_cluster = load_clusters(args.clusters_file, default_url=args.connect_url, environ=environ)
+        clusters, default_cluster = load_clusters(
+            args.clusters_file, default_url=args.connect_url, environ=environ
+        )
         redactor = redactor.with_values(credential_values(clusters))
         inputs = replace(inputs, secret_values=redactor.secret_values)
     return Runtime(selector, inputs, tuple(warnings), clusters, default_cluster, redactor)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit, KitError, require_tools
 
 
@@ -35,3 +36,25 @@ def connect_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectKit
 @pytest.fixture(scope="session")
 def connect_url(connect_kit: ConnectKit) -> str:
     return connect_kit.connect_url
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerKit]:
+    """kube-apiserver (built from source on first use, then cached) + etcd, RBAC on, one per session."""
+    if os.environ.get("CONNECT_RECONCILER_SKIP_INTEGRATION") == "1":
+        pytest.skip("CONNECT_RECONCILER_SKIP_INTEGRATION=1")
+    kit = ApiServerKit(tmp_path_factory.mktemp("apiserver"))
+    try:
+        kit.start()
+    except KitError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield kit
+    finally:
+        kit.stop()
+
+
+@pytest.fixture
+def namespace(apiserver: ApiServerKit) -> str:
+    """A fresh namespace per test (never deleted: there is no namespace controller)."""
+    return apiserver.create_namespace("t")

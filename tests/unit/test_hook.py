@@ -1,0 +1,98 @@
+"""The shell-operator hook run in-process: --config, and binding-context fixtures against the fake Connect."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.entrypoints import hook
+from tests.fake_connect import FakeConnect
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binding_contexts"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeConnect:
+    fake = FakeConnect()
+    real = hook.connect_clients
+
+    def with_fake(clusters: Any, **kwargs: Any) -> Any:
+        return real(clusters, transport=httpx.MockTransport(fake.handle))
+
+    monkeypatch.setattr(hook, "connect_clients", with_fake)
+    return fake
+
+
+def run_hook(fixture: str, tmp_path: Path, **env: str) -> int:
+    context = tmp_path / "context.json"
+    context.write_text((FIXTURES / fixture).read_text())
+    environ = {
+        "BINDING_CONTEXT_PATH": str(context),
+        "CONNECT_RECONCILER_CONNECT_URL": "http://connect.test",
+        **env,
+    }
+    return hook.main([], environ=environ)
+
+
+def test_config_is_json_bindings() -> None:
+    out = io.StringIO()
+    assert hook.main(["--config"], environ={"CONNECT_RECONCILER_NAMESPACE": "default:data"}, stdout=out) == 0
+    config = json.loads(out.getvalue())
+    assert config["kubernetes"][0]["namespace"]["nameSelector"]["matchNames"] == ["default", "data"]
+    assert config["schedule"][0]["crontab"] == "* * * * *"
+
+
+def test_synchronization_creates_every_connector_of_every_key(fake: FakeConnect, tmp_path: Path) -> None:
+    assert run_hook("synchronization.json", tmp_path) == 0
+    assert sorted(fake.connectors) == ["orders-sink", "orders-source", "payments-sink"]
+
+
+def test_combined_events_are_all_processed_including_deletes(fake: FakeConnect, tmp_path: Path) -> None:
+    for name in ("orders-source", "orders-sink", "payments-sink"):
+        fake.add(name, {"connector.class": "X", "topic": "old"})
+    assert run_hook("events-combined.json", tmp_path) == 0
+    # payments ConfigMap deleted -> its connector deleted; orders modified -> updated; schedule processed too.
+    assert sorted(fake.connectors) == ["orders-sink", "orders-source"]
+    assert fake.connectors["orders-source"]["config"]["topic"] == "orders-v2"
+    assert "DELETE /connectors/payments-sink" in fake.writes()
+
+
+def test_group_context_reconciles_the_snapshot(fake: FakeConnect, tmp_path: Path) -> None:
+    assert run_hook("group.json", tmp_path) == 0
+    assert sorted(fake.connectors) == ["orders-sink", "orders-source"]
+
+
+def test_schedule_with_snapshot_repairs_drift(fake: FakeConnect, tmp_path: Path) -> None:
+    assert run_hook("synchronization.json", tmp_path) == 0
+    fake.connectors["orders-source"]["state"] = "PAUSED"  # someone paused it by hand
+    fake.requests.clear()
+    assert run_hook("schedule.json", tmp_path) == 0
+    assert fake.writes() == ["PUT /connectors/orders-source/resume"]
+
+
+def test_permanent_errors_exit_zero_transient_exit_one(fake: FakeConnect, tmp_path: Path) -> None:
+    fake.fail("PUT", "/connectors/orders-sink/config", 400, {"error_code": 400, "message": "invalid"})
+    fake.fail("POST", "/connectors", 400, {"error_code": 400, "message": "invalid"}, times=3)
+    assert run_hook("synchronization.json", tmp_path) == 0  # a 400 is permanent: don't block the queue
+    fake.fail("GET", "/", 503, "starting", times=100)  # Connect unreachable: retry later
+    assert run_hook("synchronization.json", tmp_path, CONNECT_RECONCILER_RETRY_SECONDS="0.3") == 1
+
+
+def test_missing_binding_context_path_is_retryable(fake: FakeConnect) -> None:
+    assert hook.main([], environ={"CONNECT_RECONCILER_CONNECT_URL": "http://connect.test"}) == 1
+
+
+def test_hook_file_is_executable_and_prints_config() -> None:
+    path = Path(__file__).resolve().parents[2] / "hooks" / "connect-reconciler"
+    result = subprocess.run(
+        [sys.executable, str(path), "--config"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout)["configVersion"] == "v1"
+    assert path.stat().st_mode & 0o111
