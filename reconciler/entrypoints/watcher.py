@@ -177,8 +177,9 @@ def run_watcher(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     watcher = Watcher(args, environ, api=kube_api_client(args.kubeconfig))
 
     def on_signal(signum: int, _frame: Any) -> None:
-        log.info("shutting down: finishing the action in flight", signal=signal.Signals(signum).name)
+        # No logging here: the handler may interrupt a log write that holds the logger's lock.
         watcher.stop.set()
+        watcher.cache.dirty.set()  # wake the loop now rather than at its next timeout
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -189,6 +190,7 @@ def run_watcher(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     watcher.start_watching()
     try:
         watcher.loop()
+        log.info("shutting down: the action in flight has finished, no new one starts")
     finally:
         if server is not None:
             server.shutdown()

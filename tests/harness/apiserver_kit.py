@@ -122,9 +122,17 @@ class ApiServerKit:
     """`start()` returns once /readyz is 200 and namespace `default` exists; `stop()` ends both processes."""
 
     def __init__(
-        self, data_dir: Path | str, *, compaction_interval: str = "5m", startup_timeout: float = 120
+        self,
+        data_dir: Path | str,
+        *,
+        compaction_interval: str = "5m",
+        watch_cache: bool = True,
+        startup_timeout: float = 120,
     ) -> None:
         self.dir = Path(data_dir).resolve()
+        # Without the watch cache, watches are served by etcd itself, so a compaction makes an old
+        # resourceVersion fail with 410 Gone: the way to force a watch expiry in a test.
+        self.watch_cache = watch_cache
         self.compaction_interval = compaction_interval
         self.startup_timeout = startup_timeout
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -189,6 +197,7 @@ class ApiServerKit:
                     "--disable-admission-plugins=ServiceAccount",
                     "--profiling=false",
                     f"--etcd-compaction-interval={self.compaction_interval}",
+                    f"--watch-cache={str(self.watch_cache).lower()}",
                     "--v=1",
                 ],
             )

@@ -129,3 +129,32 @@ def test_one_connector_failure_does_not_stop_the_others_and_skips_its_own_later_
 def test_delete_of_missing_connector_is_success() -> None:
     fake = FakeConnect()
     assert execute_action(Action(ActionKind.DELETE, "gone", "default"), fake.client(), retry=NO_WAIT).ok
+
+
+def test_shutdown_finishes_the_action_in_flight_and_starts_no_new_one() -> None:
+    fake = FakeConnect()
+    stop = {"now": False}
+    original = fake.handle
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        response = original(request)
+        if request.method == "POST":
+            stop["now"] = True  # SIGTERM arrives while the first create is in flight
+        return response
+
+    client = fake.client()
+    client.http._transport = httpx.MockTransport(handle)
+    plan = Plan(
+        tuple(
+            ConnectorPlan(
+                n,
+                "default",
+                None,
+                (Action(ActionKind.CREATE, n, "default", {**CFG, "name": n}, DesiredState.RUNNING),),
+            )
+            for n in ("a", "b", "c")
+        )
+    )
+    outcomes = apply_plan(plan, {"default": client}, retry=NO_WAIT, should_continue=lambda: not stop["now"])
+    assert [(o.action.connector, o.ok) for o in outcomes] == [("a", True)]
+    assert sorted(fake.connectors) == ["a"]

@@ -27,7 +27,7 @@ ETCD_VERSION="v3.6.8"
 JOBS="${BUILD_JOBS:-2}"
 export GOMAXPROCS="${GOMAXPROCS:-2}" GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-buildvcs=false"
 
-kube_version() { sed -n 's/^require k8s.io\/kubernetes \(v[0-9][0-9.]*\)$/\1/p' "$HERE/go.mod"; }
+kube_version() { sed -n 's/^[[:space:]]*\(require \)\{0,1\}k8s.io\/kubernetes \(v[0-9][0-9.]*\).*$/\2/p' "$HERE/go.mod" | head -n1; }
 
 regen() {  # regen 1.36.4 : derive the staging replace list from k8s.io/kubernetes's own go.mod
   local v="${1#v}" gomod goline godebug mods m

@@ -1,0 +1,335 @@
+"""The watcher against a real kube-apiserver and a real Kafka Connect worker.
+
+ConfigMaps are created, edited, relabeled and deleted by the Python client and by server-side apply
+under field manager `kustomize-controller` (what Flux does); the connectors in the worker follow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client, dynamic
+
+from reconciler.clients.kube import WatchSettings
+from reconciler.entrypoints.cli import build_parser
+from reconciler.entrypoints.watcher import Watcher
+from reconciler.model import Report
+from tests.harness.apiserver_kit import ApiServerKit
+from tests.harness.connect_kit import ConnectKit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def eventually(check: Callable[[], bool], *, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Connect:
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    def config(self, name: str) -> dict[str, str] | None:
+        r = self.http.get(f"/connectors/{name}/config")
+        return r.json() if r.status_code == 200 else None
+
+    def state(self, name: str) -> str | None:
+        r = self.http.get(f"/connectors/{name}/status")
+        return r.json()["connector"]["state"] if r.status_code == 200 else None
+
+
+def configmap(
+    name: str, connectors: dict[str, dict[str, Any]], *, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels if labels is not None else {"destination": "connect"}},
+        "data": {f"{c}.json": json.dumps({"name": c, **doc}) for c, doc in connectors.items()},
+    }
+
+
+def source(kit: ConnectKit, topic: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "config": {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "tasks.max": 1,
+            "file": str(kit.data_dir / f"{topic}.txt"),
+            "topic": topic,
+        },
+        **extra,
+    }
+
+
+class Running:
+    """A Watcher on its own thread, for one namespace."""
+
+    def __init__(
+        self,
+        apiserver: ApiServerKit,
+        namespace: str,
+        connect_url: str,
+        *,
+        resync: float = 300,
+        watch_settings: WatchSettings | None = None,
+        kube: ApiServerKit | None = None,
+    ) -> None:
+        args = build_parser({}).parse_args(
+            [
+                "run",
+                "--namespace",
+                namespace,
+                "--connect-url",
+                connect_url,
+                "--resync-seconds",
+                str(resync),
+                "--debounce-seconds",
+                "0.2",
+                "--health-address",
+                "",
+            ]
+        )
+        self.reports: list[Report] = []
+        self.watcher = Watcher(
+            args,
+            {},
+            api=(kube or apiserver).api_client(),
+            on_report=self.reports.append,
+            watch_settings=watch_settings,
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.watcher.start_watching()
+        self.watcher.loop()
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.watcher.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def connect(connect_url: str) -> Iterator[Connect]:
+    c = Connect(connect_url)
+    yield c
+    c.http.close()
+
+
+@pytest.fixture
+def core(apiserver: ApiServerKit) -> Iterator[client.CoreV1Api]:
+    with apiserver.api_client() as api:
+        yield client.CoreV1Api(api)
+
+
+def ssa(apiserver: ApiServerKit, namespace: str, body: dict[str, Any]) -> None:
+    """Server-side apply under field manager kustomize-controller, as Flux's kustomize-controller does."""
+    with apiserver.api_client() as api:
+        configmaps = dynamic.DynamicClient(api).resources.get(api_version="v1", kind="ConfigMap")
+        configmaps.server_side_apply(
+            body=body, namespace=namespace, field_manager="kustomize-controller", force_conflicts=True
+        )
+
+
+def test_configmap_lifecycle_drives_connectors(
+    apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit, connect: Connect, core: client.CoreV1Api
+) -> None:
+    p = f"w{uuid.uuid4().hex[:6]}"
+    with Running(apiserver, namespace, connect_kit.connect_url):
+        # Created with the Python client: two connectors in one ConfigMap.
+        core.create_namespaced_config_map(
+            namespace,
+            configmap(
+                "cm-a", {f"{p}-a1": source(connect_kit, f"{p}-t1"), f"{p}-a2": source(connect_kit, f"{p}-t2")}
+            ),
+        )
+        eventually(
+            lambda: connect.config(f"{p}-a1") is not None and connect.config(f"{p}-a2") is not None,
+            what="connectors of a created ConfigMap",
+        )
+        # Applied the way Flux applies: server-side apply by kustomize-controller.
+        ssa(apiserver, namespace, configmap("cm-b", {f"{p}-b": source(connect_kit, f"{p}-tb")}))
+        eventually(
+            lambda: connect.config(f"{p}-b") is not None, what="connector of a server-side applied ConfigMap"
+        )
+        # Edited (SSA again): a new topic.
+        ssa(apiserver, namespace, configmap("cm-b", {f"{p}-b": source(connect_kit, f"{p}-tb-v2")}))
+        eventually(lambda: (connect.config(f"{p}-b") or {}).get("topic") == f"{p}-tb-v2", what="an edit")
+        # Paused through the ConfigMap.
+        ssa(
+            apiserver,
+            namespace,
+            configmap("cm-b", {f"{p}-b": source(connect_kit, f"{p}-tb-v2", state="paused")}),
+        )
+        eventually(lambda: connect.state(f"{p}-b") == "PAUSED", what="a pause")
+        # Relabeled out of the selector: counts as a deletion.
+        body = core.read_namespaced_config_map("cm-a", namespace)
+        body.metadata.labels = {"destination": "elsewhere"}
+        core.replace_namespaced_config_map("cm-a", namespace, body)
+        eventually(
+            lambda: connect.config(f"{p}-a1") is None and connect.config(f"{p}-a2") is None,
+            what="connectors of a relabeled ConfigMap to be deleted",
+        )
+        # Deleted: the Deleted event's last state names the connectors to delete.
+        core.delete_namespaced_config_map("cm-b", namespace)
+        eventually(
+            lambda: connect.config(f"{p}-b") is None, what="connector of a deleted ConfigMap to be deleted"
+        )
+
+
+def test_drift_in_connect_is_repaired_by_resync(
+    apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit, connect: Connect, core: client.CoreV1Api
+) -> None:
+    name = f"d{uuid.uuid4().hex[:6]}"
+    core.create_namespaced_config_map(namespace, configmap("cm", {name: source(connect_kit, f"{name}-t")}))
+    with Running(apiserver, namespace, connect_kit.connect_url, resync=2) as running:
+        eventually(lambda: connect.state(name) == "RUNNING", what="the connector to run")
+        # Changed by hand in Connect: config edited, then paused, then deleted. No Kubernetes event at all.
+        cfg = connect.config(name) or {}
+        connect.http.put(f"/connectors/{name}/config", json={**cfg, "topic": "hijacked"})
+        eventually(
+            lambda: (connect.config(name) or {}).get("topic") == f"{name}-t", what="a hand edit to be undone"
+        )
+        connect.http.put(f"/connectors/{name}/pause")
+        eventually(lambda: connect.state(name) == "PAUSED", timeout=20, what="the hand pause to land")
+        eventually(lambda: connect.state(name) == "RUNNING", what="a hand pause to be undone")
+        connect.http.delete(f"/connectors/{name}")
+        eventually(lambda: connect.config(name) is not None, what="a hand delete to be undone")
+        assert len(running.reports) >= 3
+
+
+def test_forced_watch_expiry_loses_no_change(
+    tmp_path: Path, connect_kit: ConnectKit, connect: Connect
+) -> None:
+    # Its own API server without the watch cache: a compaction then really expires old resourceVersions.
+    kube = ApiServerKit(tmp_path / "apiserver", watch_cache=False).start()
+    try:
+        ns = kube.create_namespace("expiry")
+        p = f"x{uuid.uuid4().hex[:6]}"
+        gate = threading.Event()
+        gate.set()
+        settings = WatchSettings(window_s=1, backoff_initial_s=0.1)
+        with kube.api_client() as api:
+            core = client.CoreV1Api(api)
+            core.create_namespaced_config_map(
+                ns, configmap("keep", {f"{p}-keep": source(connect_kit, f"{p}-k")})
+            )
+            core.create_namespaced_config_map(
+                ns, configmap("gone", {f"{p}-gone": source(connect_kit, f"{p}-g")})
+            )
+            with Running(kube, ns, connect_kit.connect_url, watch_settings=settings, kube=kube) as running:
+                (watcher,) = running.watcher.watchers
+                original = watcher.watch
+
+                def gated(rv: str) -> Any:
+                    gate.wait()
+                    return original(rv)
+
+                watcher.watch = gated  # type: ignore[method-assign]
+                eventually(
+                    lambda: (
+                        connect.config(f"{p}-gone") is not None and connect.config(f"{p}-keep") is not None
+                    ),
+                    what="both connectors",
+                )
+                gate.clear()  # the watch stops between windows; changes now go unseen...
+                time.sleep(1.5)
+                core.delete_namespaced_config_map("gone", ns)
+                core.replace_namespaced_config_map(
+                    "keep", ns, configmap("keep", {f"{p}-keep": source(connect_kit, f"{p}-k2")})
+                )
+                for _ in range(3):  # ...and the history they were in is compacted away
+                    core.create_namespaced_config_map(
+                        ns, {"metadata": {"name": f"noise-{uuid.uuid4().hex[:4]}"}}
+                    )
+                kube.compact_etcd()
+                lists_before = watcher.lists
+                gate.set()
+                eventually(lambda: watcher.lists > lists_before, what="a re-list after 410 Gone")
+                eventually(
+                    lambda: connect.config(f"{p}-gone") is None, what="the unseen deletion to be applied"
+                )
+                eventually(
+                    lambda: (connect.config(f"{p}-keep") or {}).get("topic") == f"{p}-k2",
+                    what="the unseen edit",
+                )
+    finally:
+        kube.stop()
+
+
+def test_run_exits_zero_on_sigterm(apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit) -> None:
+    env = {
+        **os.environ,
+        "CONNECT_RECONCILER_NAMESPACE": namespace,
+        "CONNECT_RECONCILER_CONNECT_URL": connect_kit.connect_url,
+        "CONNECT_RECONCILER_KUBECONFIG": str(apiserver.kubeconfig_path),
+        "CONNECT_RECONCILER_HEALTH_ADDRESS": "127.0.0.1:0",
+        "CONNECT_RECONCILER_LOG_LEVEL": "info",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        assert proc.stderr is not None
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "reconciled" in line:
+                break
+        assert any("reconciled" in line for line in lines), lines
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(proc.communicate()[1][-3000:]) from None
+        assert code == 0
+        rest = proc.stderr.read()
+        assert "shutting down" in rest and "stopped" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_sample_yaml_is_valid_for_the_api_server(apiserver: ApiServerKit, namespace: str) -> None:
+    with apiserver.api_client() as api:
+        core = client.CoreV1Api(api)
+        for path in sorted((ROOT / "configmaps").glob("*.yaml")):
+            doc = yaml.safe_load(path.read_text())
+            if doc.get("kind") != "ConfigMap":
+                continue
+            doc["metadata"]["namespace"] = namespace
+            core.create_namespaced_config_map(namespace, doc, dry_run="All")
