@@ -29,13 +29,13 @@ HERE = Path(__file__).resolve().parent
 BUILD = HERE / "kube-apiserver" / "build.sh"
 
 
-def build_apiserver() -> Path:
-    """Build (or find in the cache) kube-apiserver; KitError with the build's output if that fails."""
+def build_binaries() -> Path:
+    """Build (or find in the cache) kube-apiserver and kubectl; returns their directory."""
     if shutil.which("go") is None:
         raise KitError("go not found: Go >= 1.26 is needed to build kube-apiserver")
     result = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=3000, check=False)
     if result.returncode != 0:
-        raise KitError(f"building kube-apiserver failed:\n{result.stderr[-4000:]}")
+        raise KitError(f"building kube-apiserver/kubectl failed:\n{result.stderr[-4000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
 
 
@@ -138,6 +138,7 @@ class ApiServerKit:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self.etcd_port = 0
         self.api_port = 0
+        self.bin_dir = Path()
 
     @property
     def host(self) -> str:
@@ -152,7 +153,8 @@ class ApiServerKit:
         return self.dir / "admin.kubeconfig"
 
     def start(self) -> ApiServerKit:
-        apiserver = build_apiserver()
+        self.bin_dir = build_binaries()
+        apiserver = self.bin_dir / "kube-apiserver"
         etcd = ensure_etcd()
         make_pki(self.pki)
         self.etcd_port, peer, self.api_port = free_port(), free_port(), free_port()
@@ -240,6 +242,20 @@ class ApiServerKit:
 
     def api_client(self, *, token: str | None = None) -> client.ApiClient:
         return client.ApiClient(self.configuration(token=token))
+
+    def kubectl(self, *args: str, input_text: str | None = None) -> str:
+        """Run the kubectl built with the API server, as admin; returns stdout, raises with stderr."""
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig_path}", *args],
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise KitError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
 
     def create_namespace(self, prefix: str = "t") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
