@@ -1,5 +1,6 @@
-# Everything a fresh machine needs, from this repo: a venv, Java + Maven (Debian) if missing, Kafka jars
-# from Maven Central (cached in ~/.m2 and ~/.cache/connect-reconciler, never in the repo).
+# Everything a fresh machine needs, from this repo: a venv; Java, Maven, etcd (Debian) if missing; Kafka jars
+# from Maven Central; kube-apiserver + kubectl built from source via the Go module proxy. Caches live in
+# ~/.m2, ~/go and ~/.cache/connect-reconciler, never in the repo.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ CACHE ?= $(HOME)/.cache/connect-reconciler
 DEMO_DIR ?= $(CACHE)/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-stop test lint unit tools venv
+.PHONY: demo demo-stop test lint unit tools java-tools venv
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -16,13 +17,22 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-tools:
+java-tools:
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
-	  echo "installing Java 17 and Maven from Debian"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jdk-headless maven; }
 
+tools: java-tools
+	@missing=""; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then echo "installing from Debian:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	@command -v go >/dev/null || { echo "Go >= 1.26 is needed to build kube-apiserver for the tests" >&2; exit 1; }
+	tests/harness/kube-apiserver/build.sh
+
 # Start a local Kafka + Connect (127.0.0.1), reconcile configmaps/ into it, print the connectors' status.
-demo: venv tools
+demo: venv java-tools
 	$(PY) -m tests.harness.connect_kit start --data-dir $(DEMO_DIR)
 	@printf 'hello\nfrom\nconnect-reconciler\n' > $(DEMO_DIR)/input.txt
 	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler apply configmaps \
