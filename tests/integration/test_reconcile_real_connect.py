@@ -122,8 +122,14 @@ def ws(tmp_path: Path, connect_url: str, connect_kit: Any) -> Iterator[Workspace
 
 
 def live_state(url: str, name: str) -> dict[str, Any]:
+    """The connector's status, waiting (bounded) while Connect has none yet, as right after a create."""
+    deadline = time.monotonic() + 60
     with httpx.Client(base_url=url, timeout=30) as http:
-        return dict(http.get(f"/connectors/{name}/status").json())
+        while True:
+            response = http.get(f"/connectors/{name}/status")
+            if response.status_code == 200 or time.monotonic() > deadline:
+                return dict(response.json())
+            time.sleep(0.5)
 
 
 def test_plan_apply_converge_and_stay_idle(ws: Workspace) -> None:
@@ -262,6 +268,7 @@ def test_bad_input_is_named_and_blocks_nothing_else(ws: Workspace) -> None:
     ws.source("keep")
     ws.source("victim")
     assert ws.cli("apply")[0] == 0
+    assert ws.wait_status()[0] == 0
     before = live_state(ws.url, ws.name("victim"))
     ws.write(
         "victim",
