@@ -45,6 +45,7 @@ class _Env:
         self.environ = environ
 
     def text(self, flag: str, default: str | None = None) -> str | None:
+        # argparse applies `type=` to string defaults too, so a bad env value fails like a bad flag.
         return self.environ.get(_env_name(flag), default)
 
     def many(self, flag: str) -> list[str]:
@@ -126,7 +127,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     remote.add_argument(
         "--retry-seconds",
         type=float,
-        default=float(env.text("--retry-seconds", "120") or 120),
+        default=env.text("--retry-seconds", "120"),
         help="total time budget for retrying one request (default 120)",
     )
 
@@ -145,7 +146,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     status.add_argument(
         "--wait",
         type=float,
-        default=float(env.text("--wait", "0") or 0),
+        default=env.text("--wait", "0"),
         help="seconds to wait for every connector to reach its desired state (exit 1 if not)",
     )
     watch = sub.add_parser(
@@ -165,13 +166,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     watch.add_argument(
         "--resync-seconds",
         type=float,
-        default=float(env.text("--resync-seconds", "60") or 60),
+        default=env.text("--resync-seconds", "60"),
         help="reconcile at least this often, repairing drift made in Connect (default 60)",
     )
     watch.add_argument(
         "--debounce-seconds",
         type=float,
-        default=float(env.text("--debounce-seconds", "1") or 1),
+        default=env.text("--debounce-seconds", "1"),
         help="wait this long after an event for more before reconciling (default 1)",
     )
     watch.add_argument(

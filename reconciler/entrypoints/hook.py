@@ -19,16 +19,13 @@ from typing import TextIO
 
 import structlog
 
-from reconciler.clients.clusters import connect_clients
 from reconciler.core.bindings import hook_config, parse_binding_contexts
 from reconciler.core.selectors import parse_selector
 from reconciler.core.specs import configmap_from_object
-from reconciler.entrypoints.settings import load_runtime
+from reconciler.entrypoints.settings import apply_configmaps, load_runtime
 from reconciler.errors import ConnectApiError, ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, Report
-from reconciler.pipeline import reconcile
-from reconciler.retrying import RetryPolicy
 
 log = structlog.get_logger("reconciler.hook")
 EXIT_OK, EXIT_RETRY = 0, 1
@@ -100,22 +97,13 @@ def main(
                 _namespaces(environ), args.selector, environ.get("CONNECT_RECONCILER_KUBECONFIG")
             )
         )
-        clients = connect_clients(rt.clusters)
-        try:
-            report = reconcile(
-                docs,
-                deleted=binding.deleted,
-                inputs=rt.inputs,
-                clients=clients,
-                selector=rt.selector,
-                default_cluster=rt.default_cluster,
-                dry_run=False,
-                retry=RetryPolicy(max_seconds=args.retry_seconds),
-                problems=[Problem(str(e)) for e in binding.errors],
-            )
-        finally:
-            for c in clients.values():
-                c.close()
+        report = apply_configmaps(
+            rt,
+            docs,
+            deleted=binding.deleted,
+            retry_seconds=args.retry_seconds,
+            problems=[Problem(str(e)) for e in binding.errors],
+        )
     except (ReconcilerError, ConnectApiError, OSError, ValueError) as exc:
         log.error("hook run failed; shell-operator will retry", error=str(exc))
         return EXIT_RETRY

@@ -7,14 +7,16 @@ points, so rotated Secrets and properties files take effect without a restart.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from reconciler.clients.clusters import ClusterSettings, credential_values, load_clusters
+from reconciler.clients.clusters import ClusterSettings, connect_clients, credential_values, load_clusters
 from reconciler.clients.inputs import InputSettings, load_inputs
 from reconciler.core.redaction import Redactor
 from reconciler.core.selectors import Selector, parse_selector
-from reconciler.model import DEFAULT_CLUSTER, RenderInputs
+from reconciler.model import DEFAULT_CLUSTER, ConfigMapDoc, Problem, RenderInputs, Report
+from reconciler.pipeline import reconcile
+from reconciler.retrying import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +55,32 @@ def load_runtime(
         redactor = redactor.with_values(credential_values(clusters))
         inputs = replace(inputs, secret_values=redactor.secret_values)
     return Runtime(selector, inputs, tuple(warnings), clusters, default_cluster, redactor)
+
+
+def apply_configmaps(
+    rt: Runtime,
+    docs: Iterable[ConfigMapDoc],
+    *,
+    retry_seconds: float,
+    deleted: Iterable[ConfigMapDoc] = (),
+    problems: Sequence[Problem] = (),
+    should_continue: Callable[[], bool] = lambda: True,
+) -> Report:
+    """One non-dry-run reconcile for the long-running entry points, with HTTP clients for this run only."""
+    clients = connect_clients(rt.clusters)
+    try:
+        return reconcile(
+            docs,
+            deleted=deleted,
+            inputs=rt.inputs,
+            clients=clients,
+            selector=rt.selector,
+            default_cluster=rt.default_cluster,
+            dry_run=False,
+            retry=RetryPolicy(max_seconds=retry_seconds),
+            problems=problems,
+            should_continue=should_continue,
+        )
+    finally:
+        for client in clients.values():
+            client.close()

@@ -20,15 +20,12 @@ from typing import Any
 import structlog
 from kubernetes import client, config
 
-from reconciler.clients.clusters import connect_clients
 from reconciler.clients.kube import ConfigMapWatcher, WatchSettings
 from reconciler.configmap_cache import ConfigMapCache
-from reconciler.entrypoints.settings import load_runtime
+from reconciler.entrypoints.settings import apply_configmaps, load_runtime
 from reconciler.errors import ReconcilerError
 from reconciler.logs import use_redactor
-from reconciler.model import Problem, Report
-from reconciler.pipeline import reconcile
-from reconciler.retrying import RetryPolicy
+from reconciler.model import ActionKind, Problem, Report
 
 log = structlog.get_logger("reconciler.watcher")
 
@@ -117,24 +114,15 @@ class Watcher:
             log.error("cannot load settings; nothing reconciled", error=str(exc))
             return None
         use_redactor(rt.redactor)
-        clients = connect_clients(rt.clusters)
-        try:
-            report = reconcile(
-                snap.configmaps,
-                deleted=snap.deleted,
-                inputs=rt.inputs,
-                clients=clients,
-                selector=rt.selector,
-                default_cluster=rt.default_cluster,
-                dry_run=False,
-                retry=RetryPolicy(max_seconds=self.args.retry_seconds),
-                problems=[Problem(str(e)) for e in snap.errors],
-                should_continue=lambda: not self.stop.is_set(),
-            )
-        finally:
-            for c in clients.values():
-                c.close()
-        failed_deletes = [o for o in report.outcomes if not o.ok and o.action.kind.value == "delete"]
+        report = apply_configmaps(
+            rt,
+            snap.configmaps,
+            deleted=snap.deleted,
+            retry_seconds=self.args.retry_seconds,
+            problems=[Problem(str(e)) for e in snap.errors],
+            should_continue=lambda: not self.stop.is_set(),
+        )
+        failed_deletes = [o for o in report.outcomes if not o.ok and o.action.kind is ActionKind.DELETE]
         if not failed_deletes and not self.stop.is_set():
             self.cache.forget_tombstones(upto=snap.generation)
         for problem in report.problems:

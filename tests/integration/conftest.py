@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from tests.harness.apiserver_kit import ApiServerKit
-from tests.harness.connect_kit import ConnectKit, KitError, require_tools
+from tests.harness.connect_kit import ConnectKit, KitError
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -18,19 +19,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def connect_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectKit]:
+K = TypeVar("K", ConnectKit, ApiServerKit)
+
+
+def _running(kit: K) -> Iterator[K]:
+    """Start a kit for the session; a failure to start fails the suite (CI must never skip silently)."""
     if os.environ.get("CONNECT_RECONCILER_SKIP_INTEGRATION") == "1":
         pytest.skip("CONNECT_RECONCILER_SKIP_INTEGRATION=1")
     try:
-        require_tools()  # a missing JDK or Maven fails the suite: CI must never skip silently
-        kit = ConnectKit(tmp_path_factory.mktemp("connect-kit")).start()
+        kit.start()
     except KitError as exc:
         pytest.fail(str(exc))
     try:
         yield kit
     finally:
         kit.stop()
+
+
+@pytest.fixture(scope="session")
+def connect_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectKit]:
+    """Kafka 4.1 (KRaft) + one Connect worker from Maven Central jars."""
+    yield from _running(ConnectKit(tmp_path_factory.mktemp("connect-kit")))
 
 
 @pytest.fixture(scope="session")
@@ -40,18 +49,8 @@ def connect_url(connect_kit: ConnectKit) -> str:
 
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerKit]:
-    """kube-apiserver (built from source on first use, then cached) + etcd, RBAC on, one per session."""
-    if os.environ.get("CONNECT_RECONCILER_SKIP_INTEGRATION") == "1":
-        pytest.skip("CONNECT_RECONCILER_SKIP_INTEGRATION=1")
-    kit = ApiServerKit(tmp_path_factory.mktemp("apiserver"))
-    try:
-        kit.start()
-    except KitError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield kit
-    finally:
-        kit.stop()
+    """kube-apiserver (built from source on first use, then cached) + etcd, RBAC on."""
+    yield from _running(ApiServerKit(tmp_path_factory.mktemp("apiserver")))
 
 
 @pytest.fixture

@@ -20,37 +20,27 @@ import pytest
 
 from reconciler.entrypoints.cli import run
 from tests.harness.connect_kit import failing_connector_config
+from tests.support import CliWorkspace, configmap_yaml
 
 SECRET_ENV = "itest-Env-Secret-9f3a"
 SECRET_FILE = "itest-File-Secret-4c1d"
 SECRET_PROP = "itest-Prop-Secret-77e2"
 
 
-def configmap(name: str, data: dict[str, str], *, enabled: str | None = None) -> str:
-    labels = "    destination: connect\n" + (f'    enabled: "{enabled}"\n' if enabled is not None else "")
-    body = "\n".join(f"  {k}: |\n" + textwrap.indent(v, "    ") for k, v in data.items())
-    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n  labels:\n{labels}data:\n{body}\n"
-
-
-class Workspace:
-    """ConfigMap files + template inputs for one test, and a CLI runner that records requests."""
+class Workspace(CliWorkspace):
+    """ConfigMap files + template inputs for one test, with its own connector name prefix."""
 
     def __init__(self, root: Path, connect_url: str, data_dir: Path) -> None:
         self.prefix = f"it{uuid.uuid4().hex[:6]}"
-        self.url = connect_url
         self.data_dir = data_dir
-        self.cms = root / "configmaps"
-        self.cms.mkdir()
-        self.props = root / "props"
-        self.props.mkdir()
-        (self.props / "app.properties").write_text(
-            f"topic.prefix={self.prefix}\nsink.password={SECRET_PROP}\n"
+        super().__init__(
+            root,
+            url=connect_url,
+            properties=f"topic.prefix={self.prefix}\nsink.password={SECRET_PROP}\n",
+            secret_volume="db",
+            secret=SECRET_FILE,
+            environ={"DB_PASSWORD": SECRET_ENV, "STAGE": "it", "DATA_DIR": str(data_dir)},
         )
-        self.secret = root / "db"
-        self.secret.mkdir()
-        (self.secret / "password").write_text(SECRET_FILE)
-        self.requests: list[httpx.Request] = []
-        self.outputs: list[str] = []
 
     def name(self, short: str) -> str:
         return f"{self.prefix}-{short}"
@@ -70,36 +60,9 @@ class Workspace:
             doc["state"] = state
         self.write(
             short,
-            configmap(
+            configmap_yaml(
                 f"cm-{self.name(short)}", {f"{short}.json": json.dumps(doc, indent=2)}, enabled=enabled
             ),
-        )
-
-    def write(self, short: str, text: str) -> None:
-        (self.cms / f"{short}.yaml").write_text(text)
-
-    def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        cmd, *rest = argv
-        args = [
-            cmd,
-            str(self.cms),
-            "--properties-dir",
-            str(self.props),
-            "--secret-dir",
-            str(self.secret),
-            *rest,
-        ]
-        if cmd != "render":
-            args += ["--connect-url", self.url]
-        environ = {"DB_PASSWORD": SECRET_ENV, "STAGE": "it", "DATA_DIR": str(self.data_dir)}
-        code = run(args, environ=environ, stdout=out, stderr=err, http_hooks=[self.requests.append])
-        self.outputs += [out.getvalue(), err.getvalue()]
-        return code, out.getvalue(), err.getvalue()
-
-    def writes(self) -> list[str]:
-        return sorted(
-            f"{r.method} {httpx.URL(r.url).path}" for r in self.requests if r.method not in ("GET",)
         )
 
     def reset(self) -> None:
@@ -212,7 +175,7 @@ def test_connect_operator_style_applies_once_then_stays_in_sync(ws: Workspace) -
             "topic": ($TOPIC_PREFIX + "-legacy")
           }}
         }}""")
-    ws.write("legacy", configmap(f"cm-{ws.name('legacy')}", {"legacy.json": program}, enabled="true"))
+    ws.write("legacy", configmap_yaml(f"cm-{ws.name('legacy')}", {"legacy.json": program}, enabled="true"))
     assert ws.cli("apply")[0] == 0
     assert ws.writes() == ["POST /connectors"]
     assert ws.wait_status()[0] == 0
@@ -237,7 +200,7 @@ def test_secrets_never_reach_any_output(
               "connection.url": ("jdbc:x://h/db?password=" + env.DB_PASSWORD){extra}
             }}}}""")
 
-    ws.write("sec", configmap(f"cm-{ws.name('sec')}", {"sec.json": program()}))
+    ws.write("sec", configmap_yaml(f"cm-{ws.name('sec')}", {"sec.json": program()}))
     for argv in (
         ("render",),
         ("render", "--output", "json"),
@@ -250,7 +213,7 @@ def test_secrets_never_reach_any_output(
         ws.cli(*argv)
     # A change Connect rejects with a message that quotes the (secret) value it did not like.
     ws.write(
-        "sec", configmap(f"cm-{ws.name('sec')}", {"sec.json": program(', "tasks.max": env.DB_PASSWORD')})
+        "sec", configmap_yaml(f"cm-{ws.name('sec')}", {"sec.json": program(', "tasks.max": env.DB_PASSWORD')})
     )
     code, out, _ = ws.cli("apply", "--log-level", "debug", "--output", "json")
     assert code == 1 and "tasks.max" in out
@@ -272,7 +235,7 @@ def test_bad_input_is_named_and_blocks_nothing_else(ws: Workspace) -> None:
     before = live_state(ws.url, ws.name("victim"))
     ws.write(
         "victim",
-        configmap(
+        configmap_yaml(
             f"cm-{ws.name('victim')}",
             {
                 "v.json": '{"name": "' + ws.name("victim") + '", "config": {"topic": $UNDEFINED_VAR}}',
@@ -283,7 +246,7 @@ def test_bad_input_is_named_and_blocks_nothing_else(ws: Workspace) -> None:
     ws.write("broken-yaml", "kind: ConfigMap\nmetadata:\n  name: broken\n  labels: {destination: connect\n")
     ws.write(
         "bad-jq",
-        configmap(
+        configmap_yaml(
             f"cm-{ws.name('bad')}",
             {
                 "jq.json": "{oops",
@@ -312,7 +275,7 @@ def test_bad_input_is_named_and_blocks_nothing_else(ws: Workspace) -> None:
 
 def test_failed_connector_is_reported(ws: Workspace, connect_kit: Any) -> None:
     doc = {"name": ws.name("fails"), "config": failing_connector_config(connect_kit)}
-    ws.write("fails", configmap(f"cm-{ws.name('fails')}", {"f.json": json.dumps(doc)}))
+    ws.write("fails", configmap_yaml(f"cm-{ws.name('fails')}", {"f.json": json.dumps(doc)}))
     assert ws.cli("apply")[0] == 0
     code, status = ws.wait_status(seconds=20)
     assert code == 1 and "FAILED" in status, status

@@ -3,7 +3,6 @@ tests/integration). Every captured stream is searched for the known secret value
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from pathlib import Path
@@ -11,22 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.entrypoints.cli import run
 from tests.fake_connect import FakeConnect
+from tests.support import CliWorkspace, configmap_yaml
 
 SECRET_ENV = "env-Secret-Value-111"
 SECRET_FILE = "file-Secret-Value-222"
 SECRET_PROP = "prop-Secret-Value-333"
 SECRETS = (SECRET_ENV, SECRET_FILE, SECRET_PROP)
-
-
-def configmap(
-    name: str, data: dict[str, str], *, enabled: str | None = None, labels: str = "destination: connect"
-) -> str:
-    label_lines = [labels] + ([f'enabled: "{enabled}"'] if enabled is not None else [])
-    body = "\n".join(f"  {k}: |\n" + textwrap.indent(v, "    ") for k, v in data.items())
-    labels_yaml = "\n".join(f"    {line}" for line in label_lines)
-    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n  labels:\n{labels_yaml}\ndata:\n{body}\n"
 
 
 def program(name: str, **config: object) -> str:
@@ -38,56 +28,32 @@ def program(name: str, **config: object) -> str:
     return json.dumps({"name": name, "config": body}, indent=2)
 
 
-class World:
+class World(CliWorkspace):
     def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.cms = tmp / "configmaps"
-        self.cms.mkdir()
-        self.props = tmp / "props"
-        self.props.mkdir()
-        (self.props / "app.properties").write_text(f"topic.prefix=demo\ndb.password={SECRET_PROP}\n")
-        self.secret = tmp / "db-creds"
-        self.secret.mkdir()
-        (self.secret / "password").write_text(SECRET_FILE)
         self.fake = FakeConnect()
-        self.outputs: list[str] = []
-
-    def write(self, file: str, text: str) -> None:
-        (self.cms / file).write_text(text)
-
-    def cli(self, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        environ = {"DB_PASSWORD": SECRET_ENV, "STAGE": "dev", **(env or {})}
-        cmd, *rest = argv
-        args = [
-            cmd,
-            str(self.cms),
-            "--properties-dir",
-            str(self.props),
-            "--secret-dir",
-            str(self.secret),
-            *rest,
-        ]
-        if cmd != "render" and "--connect-url" not in rest:
-            args += ["--connect-url", "http://connect.test"]
-        code = run(
-            args, environ=environ, stdout=out, stderr=err, transport=httpx.MockTransport(self.fake.handle)
+        super().__init__(
+            tmp,
+            url="http://connect.test",
+            properties=f"topic.prefix=demo\ndb.password={SECRET_PROP}\n",
+            secret_volume="db-creds",
+            secret=SECRET_FILE,
+            environ={"DB_PASSWORD": SECRET_ENV, "STAGE": "dev"},
+            transport=httpx.MockTransport(self.fake.handle),
         )
-        self.outputs += [out.getvalue(), err.getvalue()]
-        return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     w = World(tmp_path)
     w.write(
-        "a.yaml", configmap("cm-a", {"a.json": program("src-a", topic="$TOPIC_PREFIX-a", file="/tmp/a.txt")})
+        "a.yaml",
+        configmap_yaml("cm-a", {"a.json": program("src-a", topic="$TOPIC_PREFIX-a", file="/tmp/a.txt")}),
     )
-    w.write("b.yaml", configmap("cm-b", {"b.json": program("src-b", topic="b", file="/tmp/b.txt")}))
+    w.write("b.yaml", configmap_yaml("cm-b", {"b.json": program("src-b", topic="b", file="/tmp/b.txt")}))
     # A jq program (not JSON): $VARS, env.X, secrets from env, properties and a mounted Secret.
     w.write(
         "c.yaml",
-        configmap(
+        configmap_yaml(
             "cm-c",
             {
                 "c.json": textwrap.dedent("""\
@@ -117,7 +83,7 @@ def test_plan_apply_idempotent_update_delete(world: World) -> None:
     assert world.cli("apply")[0] == 0
     assert world.fake.writes() == []
 
-    world.write("b.yaml", configmap("cm-b", {"b.json": program("src-b", topic="b2", file="/tmp/b.txt")}))
+    world.write("b.yaml", configmap_yaml("cm-b", {"b.json": program("src-b", topic="b2", file="/tmp/b.txt")}))
     code, out, _ = world.cli("plan")
     assert code == 2 and '~ topic: "b" -> "b2"' in out
     assert world.cli("apply")[0] == 0
@@ -126,7 +92,7 @@ def test_plan_apply_idempotent_update_delete(world: World) -> None:
     world.fake.requests.clear()
     world.write(
         "b.yaml",
-        configmap("cm-b", {"b.json": program("src-b", topic="b2", file="/tmp/b.txt")}, enabled="false"),
+        configmap_yaml("cm-b", {"b.json": program("src-b", topic="b2", file="/tmp/b.txt")}, enabled="false"),
     )
     assert world.cli("apply")[0] == 0
     assert world.fake.writes() == ["DELETE /connectors/src-b"]
@@ -138,7 +104,7 @@ def test_states_paused_and_stopped(world: World) -> None:
     world.fake.requests.clear()
     world.write(
         "a.yaml",
-        configmap(
+        configmap_yaml(
             "cm-a",
             {
                 "a.json": json.dumps(
@@ -158,7 +124,7 @@ def test_states_paused_and_stopped(world: World) -> None:
     )
     world.write(
         "b.yaml",
-        configmap(
+        configmap_yaml(
             "cm-b",
             {
                 "b.json": json.dumps(
@@ -189,20 +155,24 @@ def test_bad_inputs_are_named_and_do_not_block_the_others(world: World) -> None:
     world.fake.requests.clear()
     # Every kind of bad input, each on a connector that already exists or a new one:
     world.write(
-        "a.yaml", configmap("cm-a", {"a.json": '{"name": "src-a", "config": {"topic": $NOT_DEFINED}}'})
+        "a.yaml", configmap_yaml("cm-a", {"a.json": '{"name": "src-a", "config": {"topic": $NOT_DEFINED}}'})
     )
     world.write(
         "b.yaml",
-        configmap("cm-b", {"b.json": '{"name": "src-b", "config": {"x": {"nested": 1}}}'}, enabled="false"),
+        configmap_yaml(
+            "cm-b", {"b.json": '{"name": "src-b", "config": {"x": {"nested": 1}}}'}, enabled="false"
+        ),
     )
     world.write(
         "d.yaml", "kind: ConfigMap\nmetadata:\n  name: cm-d\n  labels: {destination: connect\ndata: {}\n"
     )
     world.write(
         "e.yaml",
-        configmap("cm-e", {"e.json": '{"config": {}}', "f.json": '{"name": "new-f"}', "g.json": "{oops"}),
+        configmap_yaml(
+            "cm-e", {"e.json": '{"config": {}}', "f.json": '{"name": "new-f"}', "g.json": "{oops"}
+        ),
     )
-    world.write("h.yaml", configmap("cm-h", {"h.json": program("new-h", topic="h", file="/tmp/h.txt")}))
+    world.write("h.yaml", configmap_yaml("cm-h", {"h.json": program("new-h", topic="h", file="/tmp/h.txt")}))
     code, out, _ = world.cli("apply")
     assert code == 1
     assert world.fake.writes() == ["POST /connectors"]  # only new-h; src-a and src-b untouched
@@ -229,7 +199,7 @@ def test_outputs_never_contain_secrets(world: World, capsys: pytest.CaptureFixtu
     world.cli("apply", "--log-level", "debug")
     world.write(
         "c.yaml",
-        configmap(
+        configmap_yaml(
             "cm-c",
             {
                 "c.json": '{"name": "src-c", "config": {"connection.password": (env.DB_PASSWORD + "x"), "x": error($secrets["db-creds"].password)}}'
@@ -245,7 +215,7 @@ def test_outputs_never_contain_secrets(world: World, capsys: pytest.CaptureFixtu
     )
     world.write(
         "a.yaml",
-        configmap(
+        configmap_yaml(
             "cm-a", {"a.json": program("src-a", topic="changed", file="/tmp/a.txt", password=SECRET_ENV)}
         ),
     )
@@ -291,7 +261,7 @@ def test_connect_down_is_an_error_naming_the_cluster(world: World) -> None:
 
 
 def test_validate_shows_field_errors(world: World) -> None:
-    world.write("b.yaml", configmap("cm-b", {"b.json": program("src-b", bad="1")}))
+    world.write("b.yaml", configmap_yaml("cm-b", {"b.json": program("src-b", bad="1")}))
     code, out, _ = world.cli("plan", "--validate")
     assert code == 1 and "connector src-b: invalid bad: bad is not allowed" in out
 

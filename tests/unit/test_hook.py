@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.entrypoints import hook
+from reconciler.entrypoints import hook, settings
 from tests.fake_connect import FakeConnect
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binding_contexts"
@@ -21,12 +21,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binding_contexts"
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeConnect:
     fake = FakeConnect()
-    real = hook.connect_clients
+    real = settings.connect_clients
 
     def with_fake(clusters: Any, **kwargs: Any) -> Any:
         return real(clusters, transport=httpx.MockTransport(fake.handle))
 
-    monkeypatch.setattr(hook, "connect_clients", with_fake)
+    monkeypatch.setattr(settings, "connect_clients", with_fake)
     return fake
 
 

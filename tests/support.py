@@ -1,0 +1,86 @@
+"""Helpers shared by the unit and integration tests."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+from urllib.parse import unquote
+
+import httpx
+
+from reconciler.entrypoints.cli import run
+
+
+def configmap_yaml(
+    name: str, data: dict[str, str], *, enabled: str | None = None, labels: str = "destination: connect"
+) -> str:
+    """A ConfigMap file as a user writes it: block scalars for the jq programs, labels as given."""
+    label_lines = [labels] + ([f'enabled: "{enabled}"'] if enabled is not None else [])
+    body = "\n".join(f"  {k}: |\n" + textwrap.indent(v, "    ") for k, v in data.items())
+    labels_yaml = "\n".join(f"    {line}" for line in label_lines)
+    return (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n"
+        f"  labels:\n{labels_yaml}\ndata:\n{body}\n"
+    )
+
+
+class CliWorkspace:
+    """ConfigMap files and template inputs on disk, and the CLI run in-process against them.
+
+    Every stdout/stderr is kept in `outputs` (the secret tests search them) and every HTTP request the
+    CLI sends is kept in `requests` (the idempotence tests assert on them)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        url: str,
+        properties: str,
+        secret_volume: str,
+        secret: str,
+        environ: dict[str, str],
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url, self.environ, self.transport = url, environ, transport
+        self.cms = root / "configmaps"
+        self.props = root / "props"
+        self.secret = root / secret_volume
+        for d in (self.cms, self.props, self.secret):
+            d.mkdir()
+        (self.props / "app.properties").write_text(properties)
+        (self.secret / "password").write_text(secret)
+        self.outputs: list[str] = []
+        self.requests: list[httpx.Request] = []
+
+    def write(self, name: str, text: str) -> None:
+        (self.cms / (name if name.endswith(".yaml") else f"{name}.yaml")).write_text(text)
+
+    def cli(self, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        cmd, *rest = argv
+        args = [
+            cmd,
+            str(self.cms),
+            "--properties-dir",
+            str(self.props),
+            "--secret-dir",
+            str(self.secret),
+            *rest,
+        ]
+        if cmd != "render" and "--connect-url" not in rest:
+            args += ["--connect-url", self.url]
+        code = run(
+            args,
+            environ={**self.environ, **(env or {})},
+            stdout=out,
+            stderr=err,
+            http_hooks=[self.requests.append],
+            transport=self.transport,
+        )
+        self.outputs += [out.getvalue(), err.getvalue()]
+        return code, out.getvalue(), err.getvalue()
+
+    def writes(self) -> list[str]:
+        """Every request that is not a GET, in order, as 'METHOD /path'."""
+        return [f"{r.method} {unquote(r.url.path)}" for r in self.requests if r.method != "GET"]
