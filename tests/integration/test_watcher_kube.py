@@ -333,3 +333,62 @@ def test_sample_yaml_is_valid_for_the_api_server(apiserver: ApiServerKit, namesp
                 continue
             doc["metadata"]["namespace"] = namespace
             core.create_namespaced_config_map(namespace, doc, dry_run="All")
+
+
+def test_all_namespaces_and_a_broken_configmap_blocks_nothing(
+    apiserver: ApiServerKit, connect_kit: ConnectKit, connect: Connect, core: client.CoreV1Api
+) -> None:
+    run_id = uuid.uuid4().hex[:6]
+    labels = {
+        "destination": "connect",
+        "run": run_id,
+    }  # a selector of its own: other tests' ConfigMaps stay out
+    first, second = apiserver.create_namespace("all"), apiserver.create_namespace("all")
+    args = build_parser({}).parse_args(
+        [
+            "run",
+            "--namespace",
+            "*",
+            "--selector",
+            f"destination=connect,run={run_id}",
+            "--connect-url",
+            connect_kit.connect_url,
+            "--debounce-seconds",
+            "0.2",
+            "--health-address",
+            "",
+        ]
+    )
+    reports: list[Report] = []
+    watcher = Watcher(args, {}, api=apiserver.api_client(), on_report=reports.append)
+    thread = threading.Thread(target=lambda: (watcher.start_watching(), watcher.loop()), daemon=True)
+    thread.start()
+    try:
+        broken = configmap("broken", {}, labels=labels)
+        broken["data"] = {"bad.json": "{not jq"}
+        core.create_namespaced_config_map(first, broken)
+        core.create_namespaced_config_map(
+            first, configmap("one", {f"{run_id}-one": source(connect_kit, f"{run_id}-1")}, labels=labels)
+        )
+        core.create_namespaced_config_map(
+            second, configmap("two", {f"{run_id}-two": source(connect_kit, f"{run_id}-2")}, labels=labels)
+        )
+        eventually(
+            lambda: (
+                connect.config(f"{run_id}-one") is not None and connect.config(f"{run_id}-two") is not None
+            ),
+            what="connectors from two namespaces",
+        )
+        eventually(
+            lambda: any(
+                f"ConfigMap {first}/broken key bad.json: jq compile error" in str(p)
+                for r in reports
+                for p in r.problems
+            ),
+            what="the broken ConfigMap to be reported",
+        )
+    finally:
+        watcher.stop.set()
+        thread.join(timeout=60)
+        for name in (f"{run_id}-one", f"{run_id}-two"):
+            connect.http.delete(f"/connectors/{name}")
