@@ -48,6 +48,8 @@ lint: venv
 	$(VENV)/bin/ruff check reconciler tests bench
 	$(VENV)/bin/ruff format --check reconciler
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/hadolint docker/Dockerfile docker/Dockerfile.shell-operator
 
 unit: venv
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)

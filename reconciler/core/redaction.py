@@ -22,6 +22,13 @@ SECRET_CONFIG_KEY = re.compile(
 )
 # Shorter values would mask ordinary words in free text; they are still masked as whole fields.
 MIN_SCRUB_LENGTH = 4
+# Values that cannot be told apart from ordinary config even when an env var named *KEY* holds them.
+_ORDINARY = frozenset({"true", "false", "null", "none", "yes", "no", "on", "off"})
+
+
+def scrubbable(value: str) -> bool:
+    """Whether a known secret value is distinctive enough to hunt for inside other text."""
+    return len(value) >= MIN_SCRUB_LENGTH and value.lower() not in _ORDINARY and not value.isdigit()
 
 
 def digest(value: str) -> str:
@@ -44,7 +51,8 @@ class Redactor:
     def is_secret_field(self, key: str, value: str) -> bool:
         if SECRET_CONFIG_KEY.search(key):
             return True
-        return any(s in value for s in self.secret_values if s)
+        # A short secret ("1", "true" from an env var named *KEY*) would mark half the config secret.
+        return any(s in value for s in self.secret_values if scrubbable(s))
 
     def secret_keys(self, config: Mapping[str, str]) -> frozenset[str]:
         return frozenset(k for k, v in config.items() if self.is_secret_field(k, v))
@@ -55,7 +63,7 @@ class Redactor:
 
     def scrub(self, text: str) -> str:
         for secret in sorted(self.secret_values, key=len, reverse=True):
-            if len(secret) >= MIN_SCRUB_LENGTH and secret in text:
+            if scrubbable(secret) and secret in text:
                 text = text.replace(secret, mask(secret))
         return text
 

@@ -142,3 +142,14 @@ def test_secret_fields(key: str, value: str, secret: bool) -> None:
 def test_scrub_replaces_known_values_only_when_long_enough() -> None:
     r = Redactor(frozenset({"hunter2-secret", "ab"}))
     assert r.scrub("x hunter2-secret y ab") == f"x {mask('hunter2-secret')} y ab"
+
+
+def test_short_secret_values_do_not_mask_ordinary_fields() -> None:
+    r = Redactor(frozenset({"1", "true"}))  # e.g. USE_API_KEY=true matched the *KEY* name pattern
+    assert not r.is_secret_field("tasks.max", "1") and not r.is_secret_field("flag", "true")
+    assert r.is_secret_field("db.password", "1")  # the key still says it is a credential
+
+
+def test_ordinary_values_are_never_scrubbed_from_text() -> None:
+    r = Redactor(frozenset({"true", "12345", "on"}))
+    assert r.scrub("enabled=true tasks=12345 on") == "enabled=true tasks=12345 on"
