@@ -138,6 +138,14 @@ class ConfigMapWatcher:
                 )
                 stop.wait(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self.settings.backoff_max_s)
+            except Exception as exc:  # a watch thread must never die silently
+                log.exception(
+                    "unexpected error in the watch loop, backing off",
+                    namespace=self.namespace,
+                    error=type(exc).__name__,
+                )
+                stop.wait(delay)
+                delay = min(delay * 2, self.settings.backoff_max_s)
 
 
 def _lines(response: Any) -> Iterator[str]:

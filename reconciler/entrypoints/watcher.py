@@ -156,8 +156,8 @@ class Watcher:
             self.cache.dirty.clear()
             if self.stop.is_set():
                 break
-            self.reconcile_once()
-            self.health.ready = True
+            if self.reconcile_once() is not None:
+                self.health.ready = True
             last = time.monotonic()
 
 

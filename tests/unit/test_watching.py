@@ -178,3 +178,13 @@ def test_broken_object_is_an_error_not_a_crash() -> None:
     cache.replace("default", [cm("a", "1"), {"metadata": {"namespace": "default"}, "data": {}}])
     snap = cache.snapshot()
     assert [d.name for d in snap.configmaps] == ["a"] and len(snap.errors) == 1
+
+
+def test_unexpected_errors_do_not_kill_the_watch_thread() -> None:
+    seen, _, watcher = run_script(
+        [
+            FakeResponse(body={"items": [], "metadata": {}}),  # no resourceVersion: a KeyError while listing
+            listing(cm("a", "1"), rv="10"),
+        ]
+    )
+    assert seen == [("LIST", ["a"])] and watcher.lists == 1
