@@ -1,6 +1,6 @@
 # Everything a fresh machine needs, from this repo: a venv; Java, Maven, etcd (Debian) if missing; Kafka jars
 # from Maven Central; kube-apiserver + kubectl built from source via the Go module proxy. Caches live in
-# ~/.m2, ~/go and ~/.cache/connect-reconciler, never in the repo.
+# ~/.m2, ~/go and ~/.cache/connect-reconciler, never in the repo. shell-operator is built the same way.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -26,10 +26,14 @@ tools: java-tools
 	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	[ -e /usr/include/jq.h ] || missing="$$missing libjq-dev"; \
+	[ -e /usr/include/oniguruma.h ] || missing="$$missing libonig-dev"; \
 	if [ -n "$$missing" ]; then echo "installing from Debian:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 	@command -v go >/dev/null || { echo "Go >= 1.26 is needed to build kube-apiserver for the tests" >&2; exit 1; }
 	tests/harness/kube-apiserver/build.sh
+	tests/harness/shell-operator/build.sh
 
 # Start a local Kafka + Connect (127.0.0.1), reconcile configmaps/ into it, print the connectors' status.
 demo: venv java-tools

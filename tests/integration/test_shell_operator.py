@@ -1,0 +1,128 @@
+"""The hook under the real flant/shell-operator (built from source through the Go module proxy), against
+the real API server and the real Connect worker: the contract of ../shared/reference/shell-operator.md as
+the operator itself implements it, not as our fixtures imagine it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kubernetes import client
+
+from tests.harness.apiserver_kit import ApiServerKit
+from tests.harness.connect_kit import ConnectKit, KitError, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "tests" / "harness" / "shell-operator" / "build.sh"
+
+
+def build_shell_operator() -> str:
+    result = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        raise KitError(f"building shell-operator failed:\n{result.stderr[-4000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def operator(
+    tmp_path: Path, apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit
+) -> Iterator[Path]:
+    try:
+        binary = build_shell_operator()
+    except KitError as exc:
+        pytest.fail(str(exc))
+    hooks, work = tmp_path / "hooks", tmp_path / "work"
+    hooks.mkdir()
+    work.mkdir()
+    shutil.copy2(ROOT / "hooks" / "connect-reconciler", hooks / "connect-reconciler")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # the hook's python3 is the venv's
+        "PYTHONPATH": str(ROOT),
+        "CONNECT_RECONCILER_NAMESPACE": namespace,
+        "CONNECT_RECONCILER_CONNECT_URL": connect_kit.connect_url,
+    }
+    log = tmp_path / "shell-operator.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "start",
+                f"--hooks-dir={hooks}",
+                f"--tmp-dir={work}",
+                f"--kube-config={apiserver.kubeconfig_path}",
+                "--listen-address=127.0.0.1",
+                f"--listen-port={free_port()}",
+                f"--debug-unix-socket={work / 'debug.socket'}",
+                "--log-type=json",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def wait_for(check: object, what: str, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; shell-operator log tail:\n{log.read_text()[-3000:]}")
+
+
+def test_hook_under_shell_operator_creates_updates_and_deletes(
+    operator: Path, apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit
+) -> None:
+    name = f"so{uuid.uuid4().hex[:6]}"
+
+    def configmap(topic: str) -> dict[str, object]:
+        program = {
+            "name": name,
+            "config": {
+                "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+                "file": str(connect_kit.data_dir / f"{name}.txt"),
+                "topic": topic,
+            },
+        }
+        return {
+            "metadata": {"name": "cm", "labels": {"destination": "connect"}},
+            "data": {"c.json": json.dumps(program)},
+        }
+
+    with apiserver.api_client() as api, httpx.Client(base_url=connect_kit.connect_url, timeout=30) as http:
+        core = client.CoreV1Api(api)
+
+        def topic() -> str | None:
+            response = http.get(f"/connectors/{name}/config")
+            return response.json().get("topic") if response.status_code == 200 else None
+
+        core.create_namespaced_config_map(namespace, configmap("first"))
+        wait_for(lambda: topic() == "first", "the connector to be created", operator)
+        core.replace_namespaced_config_map("cm", namespace, configmap("second"))
+        wait_for(lambda: topic() == "second", "the connector to be updated", operator)
+        core.delete_namespaced_config_map("cm", namespace)
+        wait_for(lambda: topic() is None, "the connector to be deleted", operator)
+    lines = [json.loads(line) for line in operator.read_text().splitlines() if line.startswith("{")]
+    runs = [entry for entry in lines if entry.get("msg") == "Hook executed successfully"]
+    assert runs and not any("Hook executed with error" in str(entry.get("msg")) for entry in lines)
+    assert {entry.get("queue") for entry in runs} >= {"connect-reconciler"}  # our own queue, not "main" alone
