@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -81,10 +81,10 @@ def operator(
             proc.wait(timeout=30)
 
 
-def wait_for(check: object, what: str, log: Path, timeout: float = 90) -> None:
+def wait_for(check: Callable[[], bool], what: str, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}; shell-operator log tail:\n{log.read_text()[-3000:]}")
