@@ -124,6 +124,52 @@ def _properties(values: dict[str, object]) -> str:
     return "".join(f"{k}={v}\n" for k, v in values.items())
 
 
+FAILING_CONNECTOR = HERE / "failing-connector"
+
+
+def build_failing_plugin(plugins_dir: Path, connect_classpath: str) -> Path:
+    """Compile the test connector whose start() throws into its own plugin directory (cached by mtime)."""
+    target = plugins_dir / "always-failing" / "always-failing.jar"
+    sources = sorted((FAILING_CONNECTOR / "src").rglob("*.java"))
+    newest = max(f.stat().st_mtime for f in [*sources, *(FAILING_CONNECTOR / "resources").rglob("*")])
+    if target.exists() and target.stat().st_mtime >= newest:
+        return target
+    classes = plugins_dir / "always-failing-classes"
+    shutil.rmtree(classes, ignore_errors=True)
+    classes.mkdir(parents=True)
+    for cmd in (
+        [
+            "javac",
+            "--release",
+            "17",
+            "-nowarn",
+            "-cp",
+            connect_classpath,
+            "-d",
+            str(classes),
+            *map(str, sources),
+        ],
+        [
+            "jar",
+            "--create",
+            "--file",
+            str(target),
+            "-C",
+            str(classes),
+            ".",
+            "-C",
+            str(FAILING_CONNECTOR / "resources"),
+            ".",
+        ],
+    ):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        if result.returncode != 0:
+            raise KitError(f"building the failing test connector failed: {result.stderr[-2000:]}")
+    shutil.rmtree(classes, ignore_errors=True)
+    return target
+
+
 class ConnectKit:
     """Start with `start()` (or as a context manager); `connect_url` and `data_dir` for the tests."""
 
@@ -156,7 +202,8 @@ class ConnectKit:
         broker_cp, connect_cp = classpath("broker"), classpath("connect")
         for sub in ("logs", "secrets", "plugins", "kraft"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "not-a-directory").write_text("")  # see failing_connector_config
+        (self.data_dir / "not-a-directory").write_text("")  # see failing_task_config
+        build_failing_plugin(self.data_dir / "plugins", connect_cp)
         self.ports = {"broker": free_port(), "controller": free_port(), "connect": free_port()}
         (self.data_dir / "log4j2.properties").write_text(LOG4J2)
         self._write_configs()
@@ -359,16 +406,12 @@ class ConnectKit:
         (self.data_dir / "connect-distributed.properties").write_text(_properties(worker))
 
 
-def file_source_config(kit: ConnectKit, *, topic: str, file_name: str) -> dict[str, str]:
-    return {
-        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
-        "tasks.max": "1",
-        "file": str(kit.data_dir / file_name),
-        "topic": topic,
-    }
-
-
 def failing_connector_config(kit: ConnectKit) -> dict[str, str]:
+    """A connector whose start() throws (tests/harness/failing-connector): connector state FAILED."""
+    return {"connector.class": "connectreconciler.test.AlwaysFailingSourceConnector", "tasks.max": "1"}
+
+
+def failing_task_config(kit: ConnectKit) -> dict[str, str]:
     """A sink whose task fails at start (its output file's directory cannot exist): task state FAILED."""
     return {
         "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from reconciler.entrypoints.cli import run
-from tests.harness.connect_kit import failing_connector_config
+from tests.harness.connect_kit import failing_connector_config, failing_task_config
 from tests.support import CliWorkspace, configmap_yaml
 
 SECRET_ENV = "itest-Env-Secret-9f3a"
@@ -273,13 +273,21 @@ def test_bad_input_is_named_and_blocks_nothing_else(ws: Workspace) -> None:
     assert live_state(ws.url, ws.name("victim"))["connector"]["state"] == before["connector"]["state"]
 
 
-def test_failed_connector_is_reported(ws: Workspace, connect_kit: Any) -> None:
-    doc = {"name": ws.name("fails"), "config": failing_connector_config(connect_kit)}
-    ws.write("fails", configmap_yaml(f"cm-{ws.name('fails')}", {"f.json": json.dumps(doc)}))
+def test_failed_connector_and_failed_task_are_reported(ws: Workspace, connect_kit: Any) -> None:
+    connector = {"name": ws.name("fails"), "config": failing_connector_config(connect_kit)}
+    task = {"name": ws.name("task-fails"), "config": failing_task_config(connect_kit)}
+    ws.write(
+        "fails",
+        configmap_yaml(
+            f"cm-{ws.name('fails')}", {"c.json": json.dumps(connector), "t.json": json.dumps(task)}
+        ),
+    )
     assert ws.cli("apply")[0] == 0
     code, status = ws.wait_status(seconds=20)
-    assert code == 1 and "FAILED" in status, status
-    assert f"not in the desired state: {ws.name('fails')}" in status
+    assert code == 1, status
+    assert f"{ws.name('fails')} @default: FAILED" in status
+    assert f"{ws.name('task-fails')} @default: RUNNING (tasks: FAILED)" in status
+    assert f"not in the desired state: {ws.name('fails')}, {ws.name('task-fails')}" in status
     # A FAILED connector whose config is unchanged is not rewritten on the next run.
     ws.reset()
     assert ws.cli("apply")[0] == 0 and ws.writes() == []
