@@ -1,6 +1,6 @@
-# Everything a fresh machine needs, from this repo: a venv; Java, Maven, etcd (Debian) if missing; Kafka jars
-# from Maven Central; kube-apiserver + kubectl built from source via the Go module proxy. Caches live in
-# ~/.m2, ~/go and ~/.cache/connect-reconciler, never in the repo. shell-operator is built the same way.
+# Everything a fresh machine needs, from this repo: a venv; Java, Maven, gcc, libjq (Debian) if missing; Kafka
+# jars from Maven Central; kube-apiserver, kubectl, etcd and shell-operator built from source via the Go module
+# proxy (tests/harness/gobuild.py). Caches live in ~/.m2, ~/go and ~/.cache/connect-reconciler, never the repo.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -21,10 +21,8 @@ java-tools:
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jdk-headless maven; }
 
-tools: java-tools
+tools: venv java-tools
 	@missing=""; \
-	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
-	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	[ -e /usr/include/jq.h ] || missing="$$missing libjq-dev"; \
@@ -32,8 +30,7 @@ tools: java-tools
 	if [ -n "$$missing" ]; then echo "installing from Debian:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 	@command -v go >/dev/null || { echo "Go >= 1.26 is needed to build kube-apiserver for the tests" >&2; exit 1; }
-	tests/harness/kube-apiserver/build.sh
-	tests/harness/shell-operator/build.sh
+	$(PY) -m tests.harness.gobuild
 
 # Start a local Kafka + Connect (127.0.0.1), reconcile configmaps/ into it, print the connectors' status.
 demo: venv java-tools
@@ -52,6 +49,7 @@ lint: venv
 	$(VENV)/bin/ruff check reconciler tests bench
 	$(VENV)/bin/ruff format --check reconciler
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict tests/harness
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/hadolint docker/Dockerfile docker/Dockerfile.shell-operator
 

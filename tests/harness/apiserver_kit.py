@@ -1,4 +1,4 @@
-"""A real kube-apiserver (built from source by tests/harness/kube-apiserver/build.sh) with Debian's etcd,
+"""A real kube-apiserver and etcd 3.6 (both built from source through the Go module proxy, tests/harness/gobuild.py),
 RBAC on, on 127.0.0.1 only: an envtest-style control plane for the integration tests.
 
 There is no controller-manager: namespaces are never deleted (tests use unique ones), no `default`
@@ -7,9 +7,10 @@ ServiceAccount is created, and no `kube-root-ca.crt` ConfigMap appears by itself
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
-import shutil
 import signal
 import ssl
 import subprocess
@@ -24,35 +25,7 @@ from typing import Any
 from kubernetes import client
 
 from tests.harness.connect_kit import KitError, free_port
-
-HERE = Path(__file__).resolve().parent
-BUILD = HERE / "kube-apiserver" / "build.sh"
-
-
-def build_binaries() -> Path:
-    """Build (or find in the cache) kube-apiserver and kubectl; returns their directory."""
-    if shutil.which("go") is None:
-        raise KitError("go not found: Go >= 1.26 is needed to build kube-apiserver")
-    result = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=3000, check=False)
-    if result.returncode != 0:
-        raise KitError(f"building kube-apiserver/kubectl failed:\n{result.stderr[-4000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
-def ensure_etcd() -> str:
-    path = shutil.which("etcd")
-    if path is None:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "etcd-server"],
-            check=False,
-            capture_output=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            timeout=600,
-        )
-        path = shutil.which("etcd")
-    if path is None:
-        raise KitError("etcd not found: install Debian's etcd-server (make tools does)")
-    return path
+from tests.harness.gobuild import ETCD, KUBE_APISERVER, KUBECTL, BuildError
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -138,7 +111,7 @@ class ApiServerKit:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self.etcd_port = 0
         self.api_port = 0
-        self.bin_dir = Path()
+        self.kubectl_path = Path()
 
     @property
     def host(self) -> str:
@@ -153,16 +126,17 @@ class ApiServerKit:
         return self.dir / "admin.kubeconfig"
 
     def start(self) -> ApiServerKit:
-        self.bin_dir = build_binaries()
-        apiserver = self.bin_dir / "kube-apiserver"
-        etcd = ensure_etcd()
+        try:
+            apiserver, etcd, self.kubectl_path = KUBE_APISERVER.build(), ETCD.build(), KUBECTL.build()
+        except BuildError as exc:
+            raise KitError(str(exc)) from None
         make_pki(self.pki)
         self.etcd_port, peer, self.api_port = free_port(), free_port(), free_port()
         try:
             self._spawn(
                 "etcd",
                 [
-                    etcd,
+                    str(etcd),
                     "--name=t",
                     f"--data-dir={self.dir / 'etcd'}",
                     f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
@@ -246,7 +220,7 @@ class ApiServerKit:
     def kubectl(self, *args: str, input_text: str | None = None) -> str:
         """Run the kubectl built with the API server, as admin; returns stdout, raises with stderr."""
         result = subprocess.run(
-            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig_path}", *args],
+            [str(self.kubectl_path), f"--kubeconfig={self.kubeconfig_path}", *args],
             input=input_text,
             capture_output=True,
             text=True,
@@ -276,24 +250,27 @@ class ApiServerKit:
             request = client.AuthenticationV1TokenRequest(
                 spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
             )
-            return str(core.create_namespaced_service_account_token(name, namespace, request).status.token)
+            status = core.create_namespaced_service_account_token(name, namespace, request).status
+            if status is None:
+                raise KitError(f"TokenRequest for {namespace}/{name} returned no status")
+            return str(status.token)
 
     def compact_etcd(self) -> None:
-        """Compact etcd to its current revision, so watches from older resourceVersions get 410 Gone."""
-        env = {**os.environ, "ETCDCTL_API": "3"}
-        endpoint = f"--endpoints=http://127.0.0.1:{self.etcd_port}"
-        status = subprocess.run(
-            ["etcdctl", endpoint, "endpoint", "status", "-w", "fields"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-        revision = next(line.split(":")[1].strip() for line in status.splitlines() if '"Revision"' in line)
-        subprocess.run(
-            ["etcdctl", endpoint, "compact", revision], env=env, check=True, capture_output=True, timeout=30
-        )
+        """Compact etcd to its current revision (through its JSON gateway), so that watches from older
+        resourceVersions get 410 Gone where the API server has no watch cache to serve them."""
+
+        def call(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{self.etcd_port}{path}",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:  # loopback only
+                return dict(json.loads(response.read()))
+
+        revision = int(call("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"])
+        call("/v3/kv/compaction", {"revision": revision, "physical": True})
 
     # --- internals -------------------------------------------------------------------------------
     @staticmethod

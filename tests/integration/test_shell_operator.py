@@ -19,17 +19,10 @@ import pytest
 from kubernetes import client
 
 from tests.harness.apiserver_kit import ApiServerKit
-from tests.harness.connect_kit import ConnectKit, KitError, free_port
+from tests.harness.connect_kit import ConnectKit, free_port
+from tests.harness.gobuild import SHELL_OPERATOR, BuildError
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "tests" / "harness" / "shell-operator" / "build.sh"
-
-
-def build_shell_operator() -> str:
-    result = subprocess.run([str(BUILD)], capture_output=True, text=True, timeout=1800, check=False)
-    if result.returncode != 0:
-        raise KitError(f"building shell-operator failed:\n{result.stderr[-4000:]}")
-    return result.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture
@@ -37,8 +30,8 @@ def operator(
     tmp_path: Path, apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit
 ) -> Iterator[Path]:
     try:
-        binary = build_shell_operator()
-    except KitError as exc:
+        binary = str(SHELL_OPERATOR.build())
+    except BuildError as exc:
         pytest.fail(str(exc))
     hooks, work = tmp_path / "hooks", tmp_path / "work"
     hooks.mkdir()
