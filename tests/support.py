@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -84,3 +86,15 @@ class CliWorkspace:
     def writes(self) -> list[str]:
         """Every request that is not a GET, in order, as 'METHOD /path'."""
         return [f"{r.method} {unquote(r.url.path)}" for r in self.requests if r.method != "GET"]
+
+
+def eventually(
+    check: Callable[[], bool], *, what: str, timeout: float = 60, detail: Callable[[], str] = lambda: ""
+) -> None:
+    """Poll `check` every 0.5 s until it holds; fail after `timeout` naming `what` (and `detail()`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail()}")

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from kubernetes import client
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit, free_port
 from tests.harness.gobuild import SHELL_OPERATOR, BuildError
+from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,15 +74,6 @@ def operator(
             proc.wait(timeout=30)
 
 
-def wait_for(check: Callable[[], bool], what: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; shell-operator log tail:\n{log.read_text()[-3000:]}")
-
-
 def test_hook_under_shell_operator_creates_updates_and_deletes(
     operator: Path, apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit
 ) -> None:
@@ -109,12 +100,20 @@ def test_hook_under_shell_operator_creates_updates_and_deletes(
             response = http.get(f"/connectors/{name}/config")
             return response.json().get("topic") if response.status_code == 200 else None
 
+        def settled(check: Callable[[], bool], what: str) -> None:
+            eventually(
+                check,
+                what=what,
+                timeout=90,
+                detail=lambda: "; shell-operator log tail:\n" + operator.read_text()[-3000:],
+            )
+
         core.create_namespaced_config_map(namespace, configmap("first"))
-        wait_for(lambda: topic() == "first", "the connector to be created", operator)
+        settled(lambda: topic() == "first", "the connector to be created")
         core.replace_namespaced_config_map("cm", namespace, configmap("second"))
-        wait_for(lambda: topic() == "second", "the connector to be updated", operator)
+        settled(lambda: topic() == "second", "the connector to be updated")
         core.delete_namespaced_config_map("cm", namespace)
-        wait_for(lambda: topic() is None, "the connector to be deleted", operator)
+        settled(lambda: topic() is None, "the connector to be deleted")
     lines = [json.loads(line) for line in operator.read_text().splitlines() if line.startswith("{")]
     runs = [entry for entry in lines if entry.get("msg") == "Hook executed successfully"]
     assert runs and not any("Hook executed with error" in str(entry.get("msg")) for entry in lines)
