@@ -11,15 +11,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import structlog
 import tenacity
 
 from reconciler.errors import ConnectApiError
+
+log = structlog.get_logger("reconciler.retry")
 
 T = TypeVar("T")
 
 
 def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectApiError) and exc.retryable
+
+
+def log_retry(exc: BaseException, attempt: int) -> None:
+    """Every retried 409/5xx/transport error is visible (connect-operator's 409s were silent)."""
+    log.warning("retrying a Kafka Connect request", attempt=attempt, error=str(exc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +37,7 @@ class RetryPolicy:
     initial_wait: float = 0.2
     max_wait: float = 5.0
     sleep: Callable[[float], None] = field(default=time.sleep)
-    on_retry: Callable[[BaseException, int], None] | None = None
+    on_retry: Callable[[BaseException, int], None] | None = log_retry
 
     def retrying(self) -> tenacity.Retrying:
         def before_sleep(state: tenacity.RetryCallState) -> None:

@@ -49,7 +49,7 @@ class CliWorkspace:
         self.props = root / "props"
         self.secret = root / secret_volume
         for d in (self.cms, self.props, self.secret):
-            d.mkdir()
+            d.mkdir(parents=True)
         (self.props / "app.properties").write_text(properties)
         (self.secret / "password").write_text(secret)
         self.outputs: list[str] = []

@@ -173,8 +173,9 @@ def build_failing_plugin(plugins_dir: Path, connect_classpath: str) -> Path:
 class ConnectKit:
     """Start with `start()` (or as a context manager); `connect_url` and `data_dir` for the tests."""
 
-    def __init__(self, data_dir: Path | str, *, startup_timeout: float = 240.0) -> None:
+    def __init__(self, data_dir: Path | str, *, workers: int = 1, startup_timeout: float = 240.0) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.workers = workers  # one Connect cluster (same group.id and topics), `workers` processes
         self.startup_timeout = startup_timeout
         self.ports: dict[str, int] = {}
         self.pids: dict[str, int] = {}
@@ -184,6 +185,14 @@ class ConnectKit:
     @property
     def connect_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['connect']}"
+
+    @property
+    def worker_names(self) -> list[str]:
+        return ["connect"] + [f"connect-{n}" for n in range(2, self.workers + 1)]
+
+    @property
+    def worker_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{self.ports[w]}" for w in self.worker_names]
 
     @property
     def state_path(self) -> Path:
@@ -204,7 +213,11 @@ class ConnectKit:
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         (self.data_dir / "not-a-directory").write_text("")  # see failing_task_config
         build_failing_plugin(self.data_dir / "plugins", connect_cp)
-        self.ports = {"broker": free_port(), "controller": free_port(), "connect": free_port()}
+        self.ports = {
+            "broker": free_port(),
+            "controller": free_port(),
+            **{w: free_port() for w in self.worker_names},
+        }
         (self.data_dir / "log4j2.properties").write_text(LOG4J2)
         self._write_configs()
         log_opt = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
@@ -250,21 +263,22 @@ class ConnectKit:
                 ],
             )
             self._wait("broker", lambda: _port_open(self.ports["broker"]))
-            self.pids["connect"] = self._spawn(
-                "connect",
-                [
-                    "java",
-                    *JVM_LIGHT,
-                    "-Xms128m",
-                    "-Xmx512m",
-                    log_opt,
-                    "-cp",
-                    connect_cp,
-                    "org.apache.kafka.connect.cli.ConnectDistributed",
-                    str(self.data_dir / "connect-distributed.properties"),
-                ],
-            )
-            self._wait("connect", lambda: _http_ok(self.connect_url + "/health"))
+            for worker, url in zip(self.worker_names, self.worker_urls, strict=True):
+                self.pids[worker] = self._spawn(
+                    worker,
+                    [
+                        "java",
+                        *JVM_LIGHT,
+                        "-Xms128m",
+                        "-Xmx512m",
+                        log_opt,
+                        "-cp",
+                        connect_cp,
+                        "org.apache.kafka.connect.cli.ConnectDistributed",
+                        str(self.data_dir / f"{worker}-distributed.properties"),
+                    ],
+                )
+                self._wait(worker, lambda url=url: _http_ok(url + "/health"))
         except BaseException:
             self.stop()
             raise
@@ -274,7 +288,7 @@ class ConnectKit:
 
     def stop(self) -> None:
         """Worker first, then the broker; SIGTERM, then SIGKILL after a grace period."""
-        for name in ("connect", "broker"):
+        for name in [*sorted(n for n in self.pids if n.startswith("connect")), "broker"]:
             pid = self.pids.pop(name, None)
             if pid is None or not _alive(pid):
                 continue
@@ -341,7 +355,7 @@ class ConnectKit:
         raise KitError(f"{name} did not become ready within {self.startup_timeout:.0f} s; log tail:\n{tail}")
 
     def _write_configs(self) -> None:
-        b, c, r = self.ports["broker"], self.ports["controller"], self.ports["connect"]
+        b, c = self.ports["broker"], self.ports["controller"]
         server = {
             "process.roles": "broker,controller",
             "node.id": 1,
@@ -385,9 +399,7 @@ class ConnectKit:
             "value.converter": "org.apache.kafka.connect.json.JsonConverter",
             "key.converter.schemas.enable": "false",
             "value.converter.schemas.enable": "false",
-            "listeners": f"http://127.0.0.1:{r}",
             "rest.advertised.host.name": "127.0.0.1",
-            "rest.advertised.port": r,
             "offset.flush.interval.ms": 1000,
             "scheduled.rebalance.max.delay.ms": 5000,
             "plugin.path": self.data_dir / "plugins",
@@ -403,7 +415,10 @@ class ConnectKit:
             "config.providers.env.param.allowlist.pattern": "KIT_.*",
         }
         (self.data_dir / "server.properties").write_text(_properties(server))
-        (self.data_dir / "connect-distributed.properties").write_text(_properties(worker))
+        for name in self.worker_names:  # REST listeners differ; a follower forwards writes to the leader
+            port = self.ports[name]
+            rest = {"listeners": f"http://127.0.0.1:{port}", "rest.advertised.port": port}
+            (self.data_dir / f"{name}-distributed.properties").write_text(_properties({**worker, **rest}))
 
 
 def failing_connector_config(kit: ConnectKit) -> dict[str, str]:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from reconciler.entrypoints.cli import run
-from tests.harness.connect_kit import failing_connector_config, failing_task_config
+from tests.harness.connect_kit import ConnectKit, failing_connector_config, failing_task_config
 from tests.support import CliWorkspace, configmap_yaml
 
 SECRET_ENV = "itest-Env-Secret-9f3a"
@@ -331,3 +331,36 @@ def test_validate_shows_connect_field_errors(ws: Workspace) -> None:
         in out
     )
     assert ws.writes() == ["PUT /connector-plugins/FileStreamSourceConnector/config/validate"]
+
+
+def test_two_workers_writes_through_either_worker_converge_without_duplicates(tmp_path: Path) -> None:
+    """A 2-worker cluster of its own: writes sent to a follower are forwarded, reads right after creates and
+    deletes race rebalances (409s, entries missing from ?expand) — and still no duplicate or missed write."""
+    kit = ConnectKit(tmp_path / "kit", workers=2).start()
+    try:
+        first, second = kit.worker_urls
+        ws = Workspace(tmp_path / "ws", second, kit.data_dir)
+        for n in range(6):
+            ws.source(f"c{n}")
+        code, out, _ = ws.cli("apply")
+        assert code == 0, out
+        assert ws.writes() == ["POST /connectors"] * 6
+        for url in (first, second, first):  # immediately, while the workers rebalance
+            ws.reset()
+            code, out, _ = ws.cli("apply", "--connect-url", url)
+            assert code == 0 and ws.writes() == [], (url, out, ws.writes())
+        ws.source("c0", topic="changed")
+        ws.source("c5", enabled="false")
+        ws.reset()
+        code, out, _ = ws.cli("apply", "--connect-url", first)
+        assert code == 0, out
+        assert ws.writes() == [
+            f"PUT /connectors/{ws.name('c0')}/config",
+            f"DELETE /connectors/{ws.name('c5')}",
+        ]
+        ws.reset()
+        code, out, _ = ws.cli("plan", "--connect-url", second)
+        assert code == 0, out
+        assert ws.wait_status(seconds=120)[0] == 0
+    finally:
+        kit.stop()

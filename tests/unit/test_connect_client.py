@@ -6,6 +6,7 @@ import json
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from reconciler.clients.connect import ConnectClient
 from reconciler.errors import (
@@ -264,3 +265,17 @@ def test_retry_policy_gives_up_after_max_attempts() -> None:
     with pytest.raises(ConnectConflict):
         RetryPolicy(sleep=lambda s: None, max_attempts=4).call(always)
     assert calls["n"] == 4
+
+
+def test_every_retry_is_logged() -> None:
+    calls = {"n": 0}
+
+    def flaky() -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectConflict("PUT /connectors/x/config: HTTP 409: stale configuration", status=409)
+
+    with capture_logs() as logs:
+        RetryPolicy(sleep=lambda s: None).call(flaky)
+    assert [(e["event"], e["attempt"]) for e in logs] == [("retrying a Kafka Connect request", 1)]
+    assert "stale configuration" in logs[0]["error"]
