@@ -83,7 +83,7 @@ def execute_action(action: Action, client: ConnectClient, *, retry: RetryPolicy)
     try:
         retry.call(attempt)
     except ConnectApiError as exc:
-        return Outcome(action, ok=False, message=str(exc), http_status=exc.status)
+        return Outcome(action, ok=False, message=str(exc), http_status=exc.status, retryable=exc.retryable)
     return Outcome(action, ok=True, message="done")
 
 

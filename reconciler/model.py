@@ -93,7 +93,6 @@ class LiveConnector:
     state: str | None
     tasks: tuple[str, ...] = ()
     type: str | None = None
-    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +138,7 @@ class Problem:
     source: SourceRef | None = None
     connector: str | None = None
     cluster: str | None = None
+    retryable: bool = False  # transient (Connect unreachable, 5xx, 409 after retries): worth running again
 
     def __str__(self) -> str:
         parts = []
@@ -187,6 +187,7 @@ class Outcome:
     ok: bool
     message: str = ""
     http_status: int | None = None
+    retryable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,7 @@ class Report:
     @property
     def problems(self) -> tuple[Problem, ...]:
         failed = tuple(
-            Problem(o.message, connector=o.action.connector, cluster=o.action.cluster)
+            Problem(o.message, connector=o.action.connector, cluster=o.action.cluster, retryable=o.retryable)
             for o in self.outcomes
             if not o.ok
         )

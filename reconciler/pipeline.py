@@ -117,6 +117,7 @@ def observe(
                 Problem(
                     f"cannot read the state of cluster {cluster}: {exc}; skipped {', '.join(names)}",
                     cluster=cluster,
+                    retryable=exc.retryable,
                 )
             )
     return live, problems

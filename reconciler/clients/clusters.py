@@ -169,4 +169,7 @@ def connect_clients(
 
 
 def credential_values(clusters: Mapping[str, ClusterSettings]) -> set[str]:
-    return {s.password for s in clusters.values() if s.password}
+    """Every Connect credential, for the redactor: passwords, and any password written into a URL."""
+    values = {s.password for s in clusters.values() if s.password}
+    values |= {httpx.URL(s.url).password or "" for s in clusters.values()} - {""}
+    return values

@@ -29,7 +29,6 @@ def live_from_parts(name: str, config: Any, status: Any) -> LiveConnector:
         state=str(state) if state is not None else None,
         tasks=tuple(str(t.get("state")) for t in tasks if isinstance(t, Mapping)),
         type=status.get("type") if isinstance(status.get("type"), str) else None,
-        trace=connector.get("trace") if connector and isinstance(connector.get("trace"), str) else None,
     )
 
 

@@ -15,18 +15,16 @@ from typing import Any, TextIO
 
 import httpx
 
-from reconciler.clients.clusters import connect_clients
 from reconciler.clients.connect import ConnectClient
 from reconciler.clients.sources import load_configmaps
 from reconciler.core.planning import unconverged
 from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN, Redactor
-from reconciler.core.selectors import Selector
-from reconciler.entrypoints.settings import load_runtime
+from reconciler.entrypoints.settings import Runtime, connected, load_runtime, reconcile_with
 from reconciler.entrypoints.watcher import run_watcher
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
-from reconciler.model import ConfigMapDoc, Problem, RenderInputs
-from reconciler.pipeline import observe, reconcile, render_all
+from reconciler.model import ConfigMapDoc, Problem
+from reconciler.pipeline import observe, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
 from reconciler.retrying import RetryPolicy
 
@@ -200,20 +198,20 @@ def run(
     redactor = Redactor()
     try:
         if args.command == "run":
-            args.namespace = args.namespace or ["default"]
             return run_watcher(args, environ)
         if not args.paths:
             raise ReconcilerError("no ConfigMap paths given (arguments or CONNECT_RECONCILER_PATHS)")
         rt = load_runtime(args, environ, with_clusters=args.command != "render")
-        redactor, inputs, selector, default_cluster = rt.redactor, rt.inputs, rt.selector, rt.default_cluster
+        redactor = rt.redactor
         use_redactor(redactor)
         for w in rt.warnings:
             print(redactor.scrub(f"warning: {w}"), file=err)
         docs, source_errors = load_configmaps(args.paths)
         problems = [Problem(str(e)) for e in source_errors]
-
         if args.command == "render":
-            desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
+            desired = render_all(
+                docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster
+            )
             print(
                 render_connectors(desired.connectors, redactor=redactor, as_json=args.output == "json"),
                 file=out,
@@ -221,80 +219,56 @@ def run(
             for p in [*problems, *desired.problems]:
                 print(redactor.scrub(f"error: {p}"), file=err)
             return EXIT_ERROR if problems or desired.problems else EXIT_OK
-
-        clients = connect_clients(rt.clusters, event_hooks={"request": list(http_hooks)}, transport=transport)
-        try:
-            return _connected(
-                args,
+        with connected(rt, event_hooks={"request": list(http_hooks)}, transport=transport) as clients:
+            if args.command == "status":
+                return _status(args, rt, clients, docs, problems, out=out, err=err)
+            report = reconcile_with(
+                rt,
+                docs,
                 clients,
-                docs=docs,
-                inputs=inputs,
-                selector=selector,
-                default_cluster=default_cluster,
+                dry_run=args.command == "plan",
+                validate=getattr(args, "validate", False),
+                retry_seconds=args.retry_seconds,
                 problems=problems,
-                redactor=redactor,
-                color=color,
-                out=out,
-                err=err,
             )
-        finally:
-            for client in clients.values():
-                client.close()
+        if args.output == "json":
+            print(render_json(report, redactor=redactor), file=out)
+        else:
+            print(render_text(report, redactor=redactor, color=color), file=out)
+        if not report.ok:
+            return EXIT_ERROR
+        return EXIT_CHANGES if report.dry_run and report.plan.has_changes else EXIT_OK
     except ReconcilerError as exc:
         print(redactor.scrub(f"error: {exc}"), file=err)
         return EXIT_ERROR
 
 
-def _connected(
+def _status(
     args: argparse.Namespace,
+    rt: Runtime,
     clients: Mapping[str, ConnectClient],
-    *,
     docs: Sequence[ConfigMapDoc],
-    inputs: RenderInputs,
-    selector: Selector,
-    default_cluster: str,
     problems: list[Problem],
-    redactor: Redactor,
-    color: bool,
+    *,
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """The commands that talk to Connect: status, plan, apply."""
+    """Live state of every declared connector; with --wait, until all are settled or the time is up."""
+    desired = render_all(docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster)
     retry = RetryPolicy(max_seconds=args.retry_seconds)
-    if args.command == "status":
-        desired = render_all(docs, inputs=inputs, selector=selector, default_cluster=default_cluster)
-        deadline = time.monotonic() + args.wait
-        while True:
-            live, observe_problems = observe(desired.connectors, clients, retry=retry)
-            pending = unconverged(desired.connectors, live)
-            if not pending or time.monotonic() >= deadline:
-                break
-            time.sleep(1.0)
-        print(render_status(desired.connectors, live, redactor=redactor), file=out)
-        for p in [*problems, *desired.problems, *observe_problems]:
-            print(redactor.scrub(f"error: {p}"), file=err)
-        if pending:
-            print(f"not in the desired state: {', '.join(pending)}", file=err)
-        return EXIT_ERROR if problems or desired.problems or observe_problems or pending else EXIT_OK
-
-    report = reconcile(
-        docs,
-        inputs=inputs,
-        clients=clients,
-        selector=selector,
-        default_cluster=default_cluster,
-        dry_run=args.command == "plan",
-        validate=getattr(args, "validate", False),
-        retry=retry,
-        problems=problems,
-    )
-    if args.output == "json":
-        print(render_json(report, redactor=redactor), file=out)
-    else:
-        print(render_text(report, redactor=redactor, color=color), file=out)
-    if not report.ok:
-        return EXIT_ERROR
-    return EXIT_CHANGES if report.dry_run and report.plan.has_changes else EXIT_OK
+    deadline = time.monotonic() + args.wait
+    while True:
+        live, observe_problems = observe(desired.connectors, clients, retry=retry)
+        pending = unconverged(desired.connectors, live)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    print(render_status(desired.connectors, live, redactor=rt.redactor), file=out)
+    for p in [*problems, *desired.problems, *observe_problems]:
+        print(rt.redactor.scrub(f"error: {p}"), file=err)
+    if pending:
+        print(f"not in the desired state: {', '.join(pending)}", file=err)
+    return EXIT_ERROR if problems or desired.problems or observe_problems or pending else EXIT_OK
 
 
 def main() -> None:

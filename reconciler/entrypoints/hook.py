@@ -10,6 +10,7 @@ never blocks the queue. Every flag is read from CONNECT_RECONCILER_* variables.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ import structlog
 from reconciler.core.bindings import hook_config, parse_binding_contexts
 from reconciler.core.selectors import parse_selector
 from reconciler.core.specs import configmap_from_object
-from reconciler.entrypoints.settings import apply_configmaps, load_runtime
+from reconciler.entrypoints.settings import connected, load_runtime, reconcile_with, watched_namespaces
 from reconciler.errors import ConnectApiError, ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, Report
@@ -31,32 +32,23 @@ log = structlog.get_logger("reconciler.hook")
 EXIT_OK, EXIT_RETRY = 0, 1
 
 
-def _namespaces(environ: Mapping[str, str]) -> list[str]:
-    value = environ.get("CONNECT_RECONCILER_NAMESPACE", "default")
-    return [] if value.strip() == "*" else [n for n in value.split(os.pathsep) if n]
-
-
 def transient(report: Report) -> bool:
     """Failures worth a retry by shell-operator: Connect unreachable, 5xx, 409 after the retry budget."""
-    status_retry = any(
-        not o.ok and (o.http_status is None or o.http_status >= 500 or o.http_status == 409)
-        for o in report.outcomes
-    )
-    unobserved = any(p.message.startswith("cannot read the state of cluster") for p in report.problems)
-    return status_retry or unobserved
+    return any(p.retryable for p in report.problems)
 
 
-def _list_configmaps(namespaces: Sequence[str], selector: str, kubeconfig: str | None) -> list[ConfigMapDoc]:
+def _list_configmaps(args: argparse.Namespace) -> list[ConfigMapDoc]:
+    """The full set from the API server, for contexts that carry none (no snapshots, no Synchronization)."""
     from reconciler.clients.kube import ConfigMapWatcher  # noqa: PLC0415 - keeps --config free of the kube client
     from reconciler.entrypoints.watcher import kube_api_client  # noqa: PLC0415
 
-    api = kube_api_client(kubeconfig)
+    api = kube_api_client(args.kubeconfig)
     docs: list[ConfigMapDoc] = []
-    for ns in namespaces or [None]:  # type: ignore[list-item]
-        items, _ = ConfigMapWatcher(
-            api, namespace=ns, selector=selector, on_list=lambda *_: None, on_event=lambda *_: None
-        ).list()
-        docs.extend(configmap_from_object(o) for o in items)
+    for ns in watched_namespaces(args):
+        watcher = ConfigMapWatcher(
+            api, namespace=ns, selector=args.selector, on_list=lambda *_: None, on_event=lambda *_: None
+        )
+        docs.extend(configmap_from_object(o) for o in watcher.list()[0])
     return docs
 
 
@@ -71,17 +63,16 @@ def main(
     environ = dict(os.environ if environ is None else environ)
     argv = list(sys.argv[1:] if argv is None else argv)
     out = stdout or sys.stdout
+    # The watcher's flags (selector, namespaces, kubeconfig, ...), read from CONNECT_RECONCILER_* variables.
+    args = build_parser(environ).parse_args(["run"])
     if "--config" in argv:
-        selector = parse_selector(environ.get("CONNECT_RECONCILER_SELECTOR", "destination=connect"))
+        namespaces = [ns for ns in watched_namespaces(args) if ns is not None]
         crontab = environ.get("CONNECT_RECONCILER_RESYNC_CRONTAB", "* * * * *")
-        print(
-            json.dumps(
-                hook_config(selector=selector, namespaces=_namespaces(environ), resync_crontab=crontab)
-            ),
-            file=out,
+        config = hook_config(
+            selector=parse_selector(args.selector), namespaces=namespaces, resync_crontab=crontab
         )
+        print(json.dumps(config), file=out)
         return EXIT_OK
-    args = build_parser(environ).parse_args(["apply"])
     configure_logging(level=args.log_level, fmt="json", stream=sys.stderr)
     try:
         rt = load_runtime(args, environ)
@@ -90,20 +81,17 @@ def main(
         if not path:
             raise ReconcilerError("BINDING_CONTEXT_PATH is not set (is this running under shell-operator?)")
         binding = parse_binding_contexts(json.loads(Path(path).read_text(encoding="utf-8")))
-        docs = (
-            list(binding.configmaps)
-            if binding.configmaps is not None
-            else _list_configmaps(
-                _namespaces(environ), args.selector, environ.get("CONNECT_RECONCILER_KUBECONFIG")
+        docs = list(binding.configmaps) if binding.configmaps is not None else _list_configmaps(args)
+        with connected(rt) as clients:
+            report = reconcile_with(
+                rt,
+                docs,
+                clients,
+                dry_run=False,
+                deleted=binding.deleted,
+                retry_seconds=args.retry_seconds,
+                problems=[Problem(str(e)) for e in binding.errors],
             )
-        )
-        report = apply_configmaps(
-            rt,
-            docs,
-            deleted=binding.deleted,
-            retry_seconds=args.retry_seconds,
-            problems=[Problem(str(e)) for e in binding.errors],
-        )
     except (ReconcilerError, ConnectApiError, OSError, ValueError) as exc:
         log.error("hook run failed; shell-operator will retry", error=str(exc))
         return EXIT_RETRY

@@ -7,10 +7,15 @@ points, so rotated Secrets and properties files take effect without a restart.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
 
 from reconciler.clients.clusters import ClusterSettings, connect_clients, credential_values, load_clusters
+from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import InputSettings, load_inputs
 from reconciler.core.redaction import Redactor
 from reconciler.core.selectors import Selector, parse_selector
@@ -57,30 +62,51 @@ def load_runtime(
     return Runtime(selector, inputs, tuple(warnings), clusters, default_cluster, redactor)
 
 
-def apply_configmaps(
+def watched_namespaces(args: argparse.Namespace) -> list[str | None]:
+    """`--namespace` (repeatable, or ':'-separated in the env); '*' (None here) means all; default `default`."""
+    names = args.namespace or ["default"]
+    return [None] if "*" in names else list(names)
+
+
+@contextmanager
+def connected(
+    rt: Runtime,
+    *,
+    event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Iterator[dict[str, ConnectClient]]:
+    """HTTP clients for every configured cluster, closed when the run is over."""
+    clients = connect_clients(rt.clusters, event_hooks=event_hooks, transport=transport)
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def reconcile_with(
     rt: Runtime,
     docs: Iterable[ConfigMapDoc],
+    clients: Mapping[str, ConnectClient],
     *,
+    dry_run: bool,
     retry_seconds: float,
+    validate: bool = False,
     deleted: Iterable[ConfigMapDoc] = (),
     problems: Sequence[Problem] = (),
     should_continue: Callable[[], bool] = lambda: True,
 ) -> Report:
-    """One non-dry-run reconcile for the long-running entry points, with HTTP clients for this run only."""
-    clients = connect_clients(rt.clusters)
-    try:
-        return reconcile(
-            docs,
-            deleted=deleted,
-            inputs=rt.inputs,
-            clients=clients,
-            selector=rt.selector,
-            default_cluster=rt.default_cluster,
-            dry_run=False,
-            retry=RetryPolicy(max_seconds=retry_seconds),
-            problems=problems,
-            should_continue=should_continue,
-        )
-    finally:
-        for client in clients.values():
-            client.close()
+    """`pipeline.reconcile` with the loaded runtime's inputs, selector and default cluster."""
+    return reconcile(
+        docs,
+        deleted=deleted,
+        inputs=rt.inputs,
+        clients=clients,
+        selector=rt.selector,
+        default_cluster=rt.default_cluster,
+        dry_run=dry_run,
+        validate=validate,
+        retry=RetryPolicy(max_seconds=retry_seconds),
+        problems=problems,
+        should_continue=should_continue,
+    )

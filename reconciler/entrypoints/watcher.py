@@ -22,7 +22,7 @@ from kubernetes import client, config
 
 from reconciler.clients.kube import ConfigMapWatcher, WatchSettings
 from reconciler.configmap_cache import ConfigMapCache
-from reconciler.entrypoints.settings import apply_configmaps, load_runtime
+from reconciler.entrypoints.settings import connected, load_runtime, reconcile_with, watched_namespaces
 from reconciler.errors import ReconcilerError
 from reconciler.logs import use_redactor
 from reconciler.model import ActionKind, Problem, Report
@@ -86,8 +86,6 @@ class Watcher:
         self.on_report = on_report
         self.cache = ConfigMapCache()
         self.health = Health(stale_after=max(120.0, 3 * args.resync_seconds))
-        self.reconciles = 0
-        namespaces: list[str | None] = [None] if "*" in args.namespace else list(args.namespace)
         self.watchers = [
             ConfigMapWatcher(
                 api,
@@ -97,7 +95,7 @@ class Watcher:
                 on_event=self.cache.apply,
                 settings=watch_settings,
             )
-            for ns in namespaces
+            for ns in watched_namespaces(args)
         ]
 
     def start_watching(self) -> None:
@@ -114,14 +112,17 @@ class Watcher:
             log.error("cannot load settings; nothing reconciled", error=str(exc))
             return None
         use_redactor(rt.redactor)
-        report = apply_configmaps(
-            rt,
-            snap.configmaps,
-            deleted=snap.deleted,
-            retry_seconds=self.args.retry_seconds,
-            problems=[Problem(str(e)) for e in snap.errors],
-            should_continue=lambda: not self.stop.is_set(),
-        )
+        with connected(rt) as clients:
+            report = reconcile_with(
+                rt,
+                snap.configmaps,
+                clients,
+                dry_run=False,
+                deleted=snap.deleted,
+                retry_seconds=self.args.retry_seconds,
+                problems=[Problem(str(e)) for e in snap.errors],
+                should_continue=lambda: not self.stop.is_set(),
+            )
         failed_deletes = [o for o in report.outcomes if not o.ok and o.action.kind is ActionKind.DELETE]
         if not failed_deletes and not self.stop.is_set():
             self.cache.forget_tombstones(upto=snap.generation)
@@ -133,7 +134,6 @@ class Watcher:
             problems=len(report.problems),
             connectors=len(report.plan.connectors),
         )
-        self.reconciles += 1
         if self.on_report is not None:
             self.on_report(report)
         return report
@@ -173,7 +173,10 @@ def run_watcher(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     server = watcher.health.serve(args.health_address) if args.health_address else None
     log.info(
-        "watching", namespaces=args.namespace, selector=args.selector, resync_seconds=args.resync_seconds
+        "watching",
+        namespaces=watched_namespaces(args),
+        selector=args.selector,
+        resync_seconds=args.resync_seconds,
     )
     watcher.start_watching()
     try:

@@ -10,11 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -24,8 +21,8 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.harness.connect_kit import KitError, free_port
 from tests.harness.gobuild import ETCD, KUBE_APISERVER, KUBECTL, BuildError
+from tests.harness.processes import KitError, free_port, http_ok, spawn, terminate, wait_ready
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -149,7 +146,7 @@ class ApiServerKit:
                     "--logger=zap",
                 ],
             )
-            self._wait("etcd", lambda: self._get(f"http://127.0.0.1:{self.etcd_port}/health"))
+            self._wait("etcd", lambda: http_ok(f"http://127.0.0.1:{self.etcd_port}/health"))
             p = self.pki
             self._spawn(
                 "kube-apiserver",
@@ -179,7 +176,7 @@ class ApiServerKit:
             )
             context = ssl.create_default_context(cafile=str(p / "ca.crt"))
             context.load_cert_chain(p / "admin.crt", p / "admin.key")
-            self._wait("kube-apiserver", lambda: self._get(self.host + "/readyz", context=context))
+            self._wait("kube-apiserver", lambda: http_ok(self.host + "/readyz", context=context))
             core = client.CoreV1Api(self.api_client())
             self._wait("kube-apiserver", lambda: core.read_namespace("default") is not None)
         except BaseException:
@@ -191,16 +188,8 @@ class ApiServerKit:
     def stop(self) -> None:
         for name in ("kube-apiserver", "etcd"):
             process = self._processes.pop(name, None)
-            if process is None:
-                continue
-            with contextlib.suppress(OSError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(OSError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
+            if process is not None:
+                terminate(process.pid, process, grace=15)
 
     # --- clients ---------------------------------------------------------------------------------
     def configuration(self, *, token: str | None = None) -> client.Configuration:
@@ -273,37 +262,17 @@ class ApiServerKit:
         call("/v3/kv/compaction", {"revision": revision, "physical": True})
 
     # --- internals -------------------------------------------------------------------------------
-    @staticmethod
-    def _get(url: str, *, context: ssl.SSLContext | None = None) -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=3, context=context) as response:  # loopback only
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError, ValueError):
-            return False
-
     def _spawn(self, name: str, cmd: list[str]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        log = (self.dir / f"{name}.log").open("ab")
-        self._processes[name] = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        log.close()
+        self._processes[name] = spawn(cmd, log=self.dir / f"{name}.log")
 
     def _wait(self, name: str, ready: Callable[[], Any]) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                if ready():
-                    return
-            except Exception as exc:  # retried until the deadline, reported below
-                last = exc
-            if self._processes[name].poll() is not None:
-                break
-            time.sleep(0.3)
-        tail = (self.dir / f"{name}.log").read_text(errors="replace")[-4000:]
-        raise KitError(
-            f"{name} did not become ready in {self.startup_timeout:.0f} s ({last!r}); log tail:\n{tail}"
+        process = self._processes[name]
+        wait_ready(
+            name,
+            ready,
+            alive=lambda: process.poll() is None,
+            log=self.dir / f"{name}.log",
+            timeout=self.startup_timeout,
         )
 
     def _write_kubeconfig(self) -> None:

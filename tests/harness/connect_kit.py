@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+
+from tests.harness.processes import KitError, free_port, http_ok, pid_alive, spawn, terminate, wait_ready
 
 KAFKA_VERSION = os.environ.get("CONNECT_RECONCILER_KAFKA_VERSION", "4.1.2")
 HERE = Path(__file__).resolve().parent
@@ -35,10 +33,6 @@ POMS = HERE / "kafka-jars"
 DEP_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 JVM_LIGHT = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k", "-Djava.awt.headless=true"]
 STATE_FILE = "kit-state.json"
-
-
-class KitError(RuntimeError):
-    pass
 
 
 def cache_dir() -> Path:
@@ -77,32 +71,10 @@ def classpath(kind: str) -> str:
     return out.read_text().strip()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 LOG4J2 = """\
@@ -204,7 +176,7 @@ class ConnectKit:
             return False
         state = json.loads(self.state_path.read_text())
         self.ports, self.pids = state["ports"], state["pids"]
-        return all(_alive(p) for p in self.pids.values()) and _http_ok(self.connect_url + "/health")
+        return all(pid_alive(p) for p in self.pids.values()) and http_ok(self.connect_url + "/health")
 
     def start(self) -> ConnectKit:
         require_tools()
@@ -278,7 +250,7 @@ class ConnectKit:
                         str(self.data_dir / f"{worker}-distributed.properties"),
                     ],
                 )
-                self._wait(worker, lambda url=url: _http_ok(url + "/health"))
+                self._wait(worker, lambda url=url: http_ok(url + "/health"))  # type: ignore[misc]
         except BaseException:
             self.stop()
             raise
@@ -288,23 +260,8 @@ class ConnectKit:
 
     def stop(self) -> None:
         """Worker first, then the broker; SIGTERM, then SIGKILL after a grace period."""
-        for name in [*sorted(n for n in self.pids if n.startswith("connect")), "broker"]:
-            pid = self.pids.pop(name, None)
-            if pid is None or not _alive(pid):
-                continue
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGTERM)
-            process = self._processes.pop(name, None)
-            deadline = time.monotonic() + 20
-            while _alive(pid) and time.monotonic() < deadline:
-                if process is not None and process.poll() is not None:
-                    break
-                time.sleep(0.2)
-            if _alive(pid) and (process is None or process.poll() is None):
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-            if process is not None:
-                process.wait(timeout=30)
+        for name in sorted(self.pids, key=lambda n: n == "broker"):  # workers first, the broker last
+            terminate(self.pids.pop(name), self._processes.pop(name, None))
         self.state_path.unlink(missing_ok=True)
 
     def __enter__(self) -> ConnectKit:
@@ -329,30 +286,17 @@ class ConnectKit:
         return cluster_id
 
     def _spawn(self, name: str, cmd: list[str]) -> int:
-        log = (self.data_dir / "logs" / f"{name}.log").open("ab")
-        # Own session: stop() signals the whole process group, and Ctrl-C in a terminal does not.
-        process = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=self.data_dir,
-        )
-        log.close()
-        self._processes[name] = process
-        return process.pid
+        self._processes[name] = spawn(cmd, log=self.data_dir / "logs" / f"{name}.log", cwd=self.data_dir)
+        return self._processes[name].pid
 
-    def _wait(self, name: str, ready: Any) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if ready():
-                return
-            if not _alive(self.pids[name]):
-                break
-            time.sleep(0.5)
-        tail = (self.data_dir / "logs" / f"{name}.log").read_text(errors="replace")[-4000:]
-        raise KitError(f"{name} did not become ready within {self.startup_timeout:.0f} s; log tail:\n{tail}")
+    def _wait(self, name: str, ready: Callable[[], bool]) -> None:
+        wait_ready(
+            name,
+            ready,
+            alive=lambda: pid_alive(self.pids[name]),
+            log=self.data_dir / "logs" / f"{name}.log",
+            timeout=self.startup_timeout,
+        )
 
     def _write_configs(self) -> None:
         b, c = self.ports["broker"], self.ports["controller"]

@@ -9,7 +9,8 @@ from typing import TypeVar
 import pytest
 
 from tests.harness.apiserver_kit import ApiServerKit
-from tests.harness.connect_kit import ConnectKit, KitError
+from tests.harness.connect_kit import ConnectKit
+from tests.harness.processes import KitError
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,8 +18,9 @@ import pytest
 from kubernetes import client
 
 from tests.harness.apiserver_kit import ApiServerKit
-from tests.harness.connect_kit import ConnectKit, free_port
+from tests.harness.connect_kit import ConnectKit
 from tests.harness.gobuild import SHELL_OPERATOR, BuildError
+from tests.harness.processes import free_port
 from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]

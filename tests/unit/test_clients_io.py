@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.clients.clusters import ClusterSettings, http_client, load_clusters
+from reconciler.clients.clusters import ClusterSettings, credential_values, http_client, load_clusters
 from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import InputSettings, load_inputs
 from reconciler.clients.sources import load_configmaps
@@ -144,3 +144,8 @@ def test_basic_auth_is_sent_and_the_password_scrubbed_from_errors() -> None:
         client.list_names()
     assert seen[0].headers["authorization"].startswith("Basic ")
     assert "pw-Very-Secret" not in str(info.value) and "pw-Very-Secret" not in repr(settings)
+
+
+def test_a_password_inside_a_cluster_url_is_a_secret_too() -> None:
+    settings = {"default": ClusterSettings(name="default", url="http://admin:url-Pass-777@connect:8083")}
+    assert credential_values(settings) == {"url-Pass-777"}

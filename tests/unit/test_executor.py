@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from reconciler.executor import apply_plan, execute_action
-from reconciler.model import Action, ActionKind, ConnectorPlan, DesiredState, Plan
+from reconciler.model import Action, ActionKind, ConnectorPlan, DesiredState, Plan, Report
 from reconciler.retrying import RetryPolicy
 from tests.fake_connect import FakeConnect
 
@@ -158,3 +158,19 @@ def test_shutdown_finishes_the_action_in_flight_and_starts_no_new_one() -> None:
     outcomes = apply_plan(plan, {"default": client}, retry=NO_WAIT, should_continue=lambda: not stop["now"])
     assert [(o.action.connector, o.ok) for o in outcomes] == [("a", True)]
     assert sorted(fake.connectors) == ["a"]
+
+
+def test_failures_say_whether_running_again_could_help() -> None:
+    fake = FakeConnect()
+    fake.fail("PUT", "/connectors/c/config", 400, {"error_code": 400, "message": "invalid"})
+    fake.fail("PUT", "/connectors/d/config", 503, {"error_code": 503, "message": "unavailable"}, times=10)
+    plan = Plan(
+        (
+            ConnectorPlan("c", "default", None, (Action(ActionKind.UPDATE, "c", "default", CFG),)),
+            ConnectorPlan(
+                "d", "default", None, (Action(ActionKind.UPDATE, "d", "default", {**CFG, "name": "d"}),)
+            ),
+        )
+    )
+    report = Report(plan, tuple(apply_plan(plan, {"default": fake.client()}, retry=NO_WAIT)), dry_run=False)
+    assert [(p.connector, p.retryable) for p in report.problems] == [("c", False), ("d", True)]
