@@ -17,7 +17,7 @@ from reconciler.errors import ConfigError, RenderError
         ("a=b", {"a": "b"}),
         ("schema.registry.url=http://sr:8081", {"schema.registry.url": "http://sr:8081"}),
         ("k=v=w==", {"k": "v=w=="}),  # base64 padding survives (connect-operator cut it)
-        ("# comment\n\n! also comment\nx = y  ", {"x": "y"}),
+        ("# comment\n\n! also comment\nx = y  ", {"x": "y  "}),  # Java keeps trailing whitespace
         ("key: value", {"key": "value"}),
         ("url=http://h:1/p", {"url": "http://h:1/p"}),
         ('p=`id -u` $HOME "q"', {"p": '`id -u` $HOME "q"'}),  # never shell-evaluated
