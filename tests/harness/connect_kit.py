@@ -264,6 +264,55 @@ class ConnectKit:
             terminate(self.pids.pop(name), self._processes.pop(name, None))
         self.state_path.unlink(missing_ok=True)
 
+    def stop_worker(self, name: str = "connect") -> None:
+        """Terminate one Connect worker (SIGTERM, then SIGKILL); its port stays reserved in `ports`."""
+        if name not in self.worker_names:
+            raise KitError(f"no worker {name!r} (workers: {', '.join(self.worker_names)})")
+        if name in self.pids:
+            terminate(self.pids.pop(name), self._processes.pop(name, None))
+        self._save_state()
+
+    def start_worker(self, name: str = "connect", *, wait: bool = True) -> None:
+        """Start a stopped worker again: same properties file and port, appending to its log. With `wait`,
+        return once its /health answers 200, as `start()` does."""
+        if name not in self.worker_names or name not in self.ports:
+            raise KitError(f"no worker {name!r} in this kit (workers: {', '.join(self.worker_names)})")
+        previous = self._processes.get(name)  # poll() reaps a crashed child (a zombie looks alive to kill 0)
+        if previous is not None:
+            running = previous.poll() is None
+        else:
+            running = name in self.pids and pid_alive(self.pids[name])
+        if running:
+            raise KitError(f"worker {name!r} is already running (pid {self.pids[name]})")
+        self.pids[name] = self._spawn(name, self._worker_cmd(name))
+        self._save_state()
+        if wait:
+            url = f"http://127.0.0.1:{self.ports[name]}"
+            self._wait(name, lambda: http_ok(url + "/health"))
+
+    def restart_worker(self, name: str = "connect", *, wait: bool = True) -> None:
+        self.stop_worker(name)
+        self.start_worker(name, wait=wait)
+
+    def _worker_cmd(self, name: str) -> list[str]:
+        """The command line `start()` runs for worker `name`."""
+        return [
+            "java",
+            *JVM_LIGHT,
+            "-Xms128m",
+            "-Xmx512m",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp",
+            classpath("connect"),
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+            str(self.data_dir / f"{name}-distributed.properties"),
+        ]
+
+    def _save_state(self) -> None:
+        """Rewrite the state file (when `start()` wrote one) with the current pids."""
+        if self.state_path.exists():
+            self.state_path.write_text(json.dumps({"ports": self.ports, "pids": self.pids}))
+
     def __enter__(self) -> ConnectKit:
         return self.start()
 
