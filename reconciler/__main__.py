@@ -1,5 +1,5 @@
 """`python -m reconciler` is the `connect-reconciler` command."""
 
-from reconciler.entrypoints.cli import main
+from reconciler.entrypoints.main import main
 
 main()

@@ -5,12 +5,18 @@
     ├── SpecError                   a selected ConfigMap is unusable as a whole (e.g. destination.cc)
     ├── RenderError                 a data key's jq program fails or yields an invalid connector
     ├── ConfigError                 the reconciler's own settings are wrong (clusters file, flags)
+    ├── ShuttingDown                a stop was requested while waiting to retry: nothing more is tried
     └── ConnectApiError(status)     Kafka Connect answered with an error, or could not be reached
-        ├── ConnectUnavailable      transport failure: refused, reset, timed out (status None)
-        ├── ConnectNotFound         404
+        ├── ConnectUnavailable      Connect itself did not answer: refused, reset, timed out, a proxy's
+        │                           502/503/504, a starting worker's 404 (not Connect's JSON)
+        ├── ConnectNotFound         Connect's own JSON 404: the connector does not exist
         ├── ConnectConflict         409 (rebalance, forwarding, or "already exists")
-        └── ConnectRequestTimeout   500 "Request timed out": the write's outcome is unknown
+        ├── ConnectRequestTimeout   500 "Request timed out": the write's outcome is unknown
+        └── ConnectRequestInvalid   a 500 that reports a request Connect can never accept (e.g. an
+                                    unrecognized body field): permanent, never retried
 
+Two properties steer the retry policy and the executor: `retryable` (running again could help) and
+`outcome_unknown` (the request may have taken effect: re-read before retrying a write).
 Messages are one line and never carry a secret value: callers scrub them with `redaction.Redactor`.
 """
 
@@ -37,15 +43,35 @@ class ConfigError(ReconcilerError):
     pass
 
 
+class ShuttingDown(ReconcilerError):
+    pass
+
+
 class ConnectApiError(ReconcilerError):
-    def __init__(self, message: str, *, status: int | None = None, method: str = "", path: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        outcome_unknown: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
         self.path = path
+        self._outcome_unknown = outcome_unknown
 
     @property
     def retryable(self) -> bool:
+        return self.status is not None and self.status >= 500
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """A 5xx from Connect may come after the write landed; 4xx answers mean it did not."""
+        if self._outcome_unknown is not None:
+            return self._outcome_unknown
         return self.status is not None and self.status >= 500
 
 
@@ -53,6 +79,10 @@ class ConnectUnavailable(ConnectApiError):
     @property
     def retryable(self) -> bool:
         return True
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return bool(self._outcome_unknown)
 
 
 class ConnectNotFound(ConnectApiError):
@@ -75,3 +105,19 @@ class ConnectRequestTimeout(ConnectApiError):
     @property
     def retryable(self) -> bool:
         return True
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return True
+
+
+class ConnectRequestInvalid(ConnectApiError):
+    """Connect answered 500 for a request body it cannot accept; the same request fails again."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return False

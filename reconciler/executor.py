@@ -1,20 +1,36 @@
 """Plan -> writes to Kafka Connect, one connector at a time; returns an Outcome per action.
 
 I/O (through ConnectClient). One connector's failure never stops the others; within a connector, a
-failed action skips the ones after it (no pause after a rejected update). A 500 "Request timed out"
-leaves the outcome unknown, so before retrying such a write the connector is re-read and the write is
-skipped if it already took effect.
+failed action skips the ones after it (no pause after a rejected update). Rules that keep "done" true:
+- A write whose answer was lost (reset, read timeout, 500 "Request timed out", a gateway's 502/504)
+  has an unknown outcome: before it is retried the connector is re-read, and the write is skipped if
+  it already took effect. An identical config is never written twice (Connect restarts on each write).
+- A create follows the wire steps the plan chose; a worker that refuses `initial_state` (an old or
+  mis-versioned worker) gets PUT-then-pause/stop instead.
+- A per-cluster breaker: once one action exhausted its retries because Connect was unavailable, the
+  rest of that cluster's actions in this pass are skipped at once (reported, retryable) instead of
+  each waiting out the same budget.
+- A shutdown ends retry sleeps at once; the actions not started are not sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import structlog
+
 from reconciler.clients.connect import ConnectClient
-from reconciler.core.observation import supports_initial_state
-from reconciler.errors import ConnectApiError, ConnectConflict, ConnectRequestTimeout
-from reconciler.model import Action, ActionKind, DesiredState, Outcome, Plan
+from reconciler.errors import (
+    ConnectApiError,
+    ConnectConflict,
+    ConnectRequestInvalid,
+    ConnectUnavailable,
+    ShuttingDown,
+)
+from reconciler.model import Action, ActionKind, CreateMethod, DesiredState, Outcome, Plan
 from reconciler.retrying import RetryPolicy
+
+log = structlog.get_logger("reconciler.executor")
 
 _STATE_AFTER = {ActionKind.PAUSE: "PAUSED", ActionKind.STOP: "STOPPED", ActionKind.RESUME: "RUNNING"}
 
@@ -31,24 +47,33 @@ def _already_done(action: Action, client: ConnectClient) -> bool:
     return live.state == _STATE_AFTER.get(action.kind)
 
 
-def _create(action: Action, client: ConnectClient) -> None:
-    config = action.config or {}
-    state = action.initial_state or DesiredState.RUNNING
-    if supports_initial_state(client.version()):
-        try:
-            client.create(action.connector, config, initial_state=state.value)
-        except ConnectConflict as exc:
-            if not exc.already_exists:
-                raise
-            # Created meanwhile (or our own earlier attempt landed): converge through the update path.
-            if client.get_config(action.connector) != dict(config):
-                client.put_config(action.connector, config)
-        return
-    client.put_config(action.connector, config)
+def _put_then_state(action: Action, client: ConnectClient, state: DesiredState) -> None:
+    client.put_config(action.connector, action.config or {})
     if state is DesiredState.PAUSED:
         client.pause(action.connector)
     elif state is DesiredState.STOPPED:
         client.stop(action.connector)
+
+
+def _create(action: Action, client: ConnectClient) -> None:
+    config = action.config or {}
+    state = action.initial_state or DesiredState.RUNNING
+    if action.create_via is not CreateMethod.POST_INITIAL_STATE:
+        _put_then_state(action, client, state)
+        return
+    try:
+        client.create(action.connector, config, initial_state=state.value)
+    except ConnectRequestInvalid as exc:
+        if "initial_state" not in str(exc):
+            raise
+        log.warning("the worker refused initial_state; creating with PUT", connector=action.connector)
+        _put_then_state(action, client, state)
+    except ConnectConflict as exc:
+        if not exc.already_exists:
+            raise
+        # Created meanwhile (or our own earlier attempt landed): converge through the update path.
+        if client.get_config(action.connector) != dict(config):
+            client.put_config(action.connector, config)
 
 
 def _perform(action: Action, client: ConnectClient) -> None:
@@ -73,17 +98,27 @@ def execute_action(action: Action, client: ConnectClient, *, retry: RetryPolicy)
     def attempt() -> None:
         nonlocal unknown
         if unknown and _already_done(action, client):
+            log.info("an earlier attempt took effect; not sending it again", connector=action.connector)
             return
         try:
             _perform(action, client)
-        except ConnectRequestTimeout:
-            unknown = True
+        except ConnectApiError as exc:
+            unknown = unknown or exc.outcome_unknown
             raise
 
     try:
         retry.call(attempt)
+    except ShuttingDown as exc:
+        return Outcome(action, ok=False, message=f"interrupted: {exc}", retryable=True)
     except ConnectApiError as exc:
-        return Outcome(action, ok=False, message=str(exc), http_status=exc.status, retryable=exc.retryable)
+        return Outcome(
+            action,
+            ok=False,
+            message=str(exc),
+            http_status=exc.status,
+            retryable=exc.retryable,
+            unavailable=isinstance(exc, ConnectUnavailable),
+        )
     return Outcome(action, ok=True, message="done")
 
 
@@ -97,12 +132,24 @@ def apply_plan(
 ) -> list[Outcome]:
     """`should_continue` is asked before every action: a shutdown finishes the action in flight only."""
     outcomes: list[Outcome] = []
+    open_breakers: dict[str, str] = {}  # cluster -> the failure that opened it
     for connector_plan in plan.connectors:
         client = clients[connector_plan.cluster]
         for action in connector_plan.actions:
             if not should_continue():
                 return outcomes
-            outcome = execute_action(action, client, retry=retry)
+            if action.cluster in open_breakers:
+                outcome = Outcome(
+                    action,
+                    ok=False,
+                    message=f"skipped: cluster {action.cluster} is unavailable ({open_breakers[action.cluster]})",
+                    retryable=True,
+                    skipped=True,
+                )
+            else:
+                outcome = execute_action(action, client, retry=retry)
+                if outcome.unavailable:
+                    open_breakers[action.cluster] = outcome.message
             outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)

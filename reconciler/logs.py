@@ -1,7 +1,9 @@
 """Structured logging (structlog) with secret scrubbing as the last processor before rendering.
 
-Edge: configures global logging once per process. `use_redactor` installs the current secret values;
-every string in every event is scrubbed of them, so a message that quotes a config cannot leak it.
+Edge: configures global logging once per process. `use_redactor` installs the current secret values.
+Tracebacks are rendered to text *before* scrubbing (both formats), and every string in the event —
+nested in dicts, lists and tuples, the traceback included — loses any known secret value, so a message
+or an exception that quotes a config cannot leak it.
 """
 
 from __future__ import annotations
@@ -23,19 +25,22 @@ def use_redactor(redactor: Redactor) -> None:
 
 
 def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    redactor = _current["redactor"]
-    return {k: redactor.scrub(v) if isinstance(v, str) else v for k, v in event.items()}
+    scrubbed: MutableMapping[str, Any] = _current["redactor"].scrub_tree(dict(event))
+    return scrubbed
 
 
 def configure_logging(*, level: str = "info", fmt: str = "console", stream: TextIO | None = None) -> None:
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # the traceback becomes a string that _scrub sees
             _scrub,
             renderer,
         ],

@@ -18,7 +18,6 @@ class SourceRef:
 
     configmap: str
     key: str | None = None
-    origin: str | None = None  # the file the ConfigMap was read from, when it came from disk
 
     def __str__(self) -> str:
         where = f"ConfigMap {self.configmap}"
@@ -92,7 +91,6 @@ class LiveConnector:
     config: Mapping[str, str]
     state: str | None
     tasks: tuple[str, ...] = ()
-    type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +119,16 @@ class ConfigChange:
     secret: bool
 
 
+class CreateMethod(StrEnum):
+    """How a create goes over the wire, decided in planning from the worker's Kafka version."""
+
+    POST_INITIAL_STATE = "post"  # POST /connectors with initial_state (Kafka >= 3.7, KIP-980)
+    PUT_THEN_STATE = "put"  # PUT /connectors/{name}/config, then pause or stop if not running
+
+
+_STATE_VERB = {DesiredState.PAUSED: "pause", DesiredState.STOPPED: "stop"}
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     kind: ActionKind
@@ -128,6 +136,25 @@ class Action:
     cluster: str
     config: Mapping[str, str] | None = None
     initial_state: DesiredState | None = None
+    create_via: CreateMethod | None = None
+
+    @property
+    def wire_steps(self) -> tuple[str, ...]:
+        """The requests this action sends when all goes well, as a dry run shows them."""
+        path = f"/connectors/{self.connector}"
+        match self.kind:
+            case ActionKind.CREATE if self.create_via is CreateMethod.POST_INITIAL_STATE:
+                state = (self.initial_state or DesiredState.RUNNING).value.upper()
+                return (f"POST /connectors (initial_state {state})",)
+            case ActionKind.CREATE:
+                verb = _STATE_VERB.get(self.initial_state or DesiredState.RUNNING)
+                return (f"PUT {path}/config",) + ((f"PUT {path}/{verb}",) if verb else ())
+            case ActionKind.UPDATE:
+                return (f"PUT {path}/config",)
+            case ActionKind.DELETE:
+                return (f"DELETE {path}",)
+            case _:
+                return (f"PUT {path}/{self.kind.value}",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +188,7 @@ class ConnectorPlan:
     changes: tuple[ConfigChange, ...] = ()
     live_state: str | None = None
     desired_state: DesiredState | None = None
+    waiting: str | None = None  # why no state change is planned yet (e.g. waiting for assignment)
 
     @property
     def in_sync(self) -> bool:
@@ -188,6 +216,8 @@ class Outcome:
     message: str = ""
     http_status: int | None = None
     retryable: bool = False
+    skipped: bool = False  # never sent: its cluster's breaker was open
+    unavailable: bool = False  # Connect itself could not be reached, even after retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +227,8 @@ class Report:
     plan: Plan
     outcomes: tuple[Outcome, ...] = ()
     dry_run: bool = True
+    # Deleted ConfigMaps (refs) whose every connector Connect has confirmed absent: their tombstones can go.
+    settled_deletions: frozenset[str] = frozenset()
 
     @property
     def problems(self) -> tuple[Problem, ...]:

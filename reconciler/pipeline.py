@@ -1,19 +1,20 @@
 """The reconcile pipeline every entry point calls: ConfigMaps -> specs -> desired -> live -> plan -> apply.
 
-A dry run stops after the plan. Per-connector problems (bad template, unknown cluster, rejected write)
-are collected in the Report and never stop the other connectors.
+Orchestration (I/O through the Runtime's clients). A dry run stops after the plan. Per-connector problems
+(bad template, unknown cluster, rejected write) are collected in the Report and never stop the other
+connectors. A deleted ConfigMap's connectors count as deleted only once Connect confirms it: absent
+from an observed listing, or their DELETE answered by Connect itself (`Report.settled_deletions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
 
 from reconciler.clients.connect import ConnectClient
 from reconciler.core.planning import build_plan
-from reconciler.core.redaction import Redactor
 from reconciler.core.rendering import render_connector
 from reconciler.core.selectors import Selector
 from reconciler.core.specs import select_specs, specs_from_configmap
@@ -21,6 +22,7 @@ from reconciler.errors import ConnectApiError, RenderError, SpecError
 from reconciler.executor import apply_plan
 from reconciler.model import (
     DEFAULT_CLUSTER,
+    ActionKind,
     ClusterState,
     ConfigMapDoc,
     ConnectorSpec,
@@ -31,14 +33,19 @@ from reconciler.model import (
     Report,
 )
 from reconciler.retrying import RetryPolicy
+from reconciler.runtime import Runtime
 
 log = structlog.get_logger("reconciler")
+
+Key = tuple[str, str]  # (cluster, connector)
 
 
 @dataclass(frozen=True, slots=True)
 class Desired:
     connectors: tuple[DesiredConnector, ...]
     problems: tuple[Problem, ...]
+    # Deleted ConfigMap ref -> the connectors its last state declares; None when that cannot be known.
+    gone: Mapping[str, tuple[Key, ...] | None]
 
 
 def _render_specs(
@@ -68,17 +75,23 @@ def render_all(
     problems = [Problem(str(e)) for e in spec_errors]
     desired, render_problems = _render_specs(specs, inputs=inputs, default_cluster=default_cluster)
     problems += render_problems
-    gone_specs: list[ConnectorSpec] = []
+    declared = {(d.cluster, d.name) for d in desired}
+    gone: dict[str, tuple[Key, ...] | None] = {}
     for doc in deleted:
         try:
-            gone_specs.extend(replace(s, enabled=False) for s in specs_from_configmap(doc))
+            doc_specs = [replace(s, enabled=False) for s in specs_from_configmap(doc)]
         except SpecError as exc:
-            problems.append(Problem(str(exc)))
-    gone, gone_problems = _render_specs(gone_specs, inputs=inputs, default_cluster=default_cluster)
-    declared = {(d.cluster, d.name) for d in desired}
-    desired += [d for d in gone if (d.cluster, d.name) not in declared]
-    problems += gone_problems
-    return Desired(tuple(desired), tuple(problems))
+            problems.append(Problem(f"deleted, and its last state is unusable: {exc}"))
+            gone[doc.ref] = None
+            continue
+        rendered, failed = _render_specs(doc_specs, inputs=inputs, default_cluster=default_cluster)
+        problems += [
+            replace(p, message=f"deleted, but its last state cannot be rendered (kept): {p.message}")
+            for p in failed
+        ]
+        gone[doc.ref] = None if failed else tuple((d.cluster, d.name) for d in rendered)
+        desired += [d for d in rendered if (d.cluster, d.name) not in declared]
+    return Desired(tuple(desired), tuple(problems), gone)
 
 
 def observe_cluster(client: ConnectClient, *, retry: RetryPolicy) -> ClusterState:
@@ -153,45 +166,68 @@ def validate_all(
     return problems
 
 
+def settled_deletions(
+    gone: Mapping[str, tuple[Key, ...] | None],
+    live: Mapping[str, ClusterState],
+    outcomes: Sequence[Outcome],
+    *,
+    declared: set[Key],
+) -> frozenset[str]:
+    """Deleted ConfigMaps all of whose connectors are confirmed gone (or now declared elsewhere)."""
+    deleted_ok = {
+        (o.action.cluster, o.action.connector)
+        for o in outcomes
+        if o.ok and o.action.kind is ActionKind.DELETE
+    }
+
+    def confirmed(key: Key) -> bool:
+        cluster, name = key
+        observed_absent = cluster in live and name not in live[cluster].connectors
+        return key in declared or observed_absent or key in deleted_ok
+
+    return frozenset(ref for ref, keys in gone.items() if keys is not None and all(map(confirmed, keys)))
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    a = outcome.action
+    if outcome.ok:
+        log.info("connector changed", action=a.kind.value, connector=a.connector, cluster=a.cluster)
+    else:
+        log.error(
+            "connector change failed",
+            action=a.kind.value,
+            connector=a.connector,
+            cluster=a.cluster,
+            error=outcome.message,
+        )
+
+
 def reconcile(
     docs: Iterable[ConfigMapDoc],
     *,
-    inputs: RenderInputs,
-    clients: Mapping[str, ConnectClient],
-    selector: Selector,
-    default_cluster: str = DEFAULT_CLUSTER,
+    rt: Runtime,
     dry_run: bool,
     validate: bool = False,
-    retry: RetryPolicy | None = None,
     problems: Sequence[Problem] = (),
     deleted: Iterable[ConfigMapDoc] = (),
-    should_continue: Callable[[], bool] = lambda: True,
 ) -> Report:
-    retry = retry or RetryPolicy()
-    redactor = Redactor(inputs.secret_values)
     desired = render_all(
-        docs, inputs=inputs, selector=selector, default_cluster=default_cluster, deleted=deleted
+        docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster, deleted=deleted
     )
-    live, observe_problems = observe(desired.connectors, clients, retry=retry)
+    live, observe_problems = observe(desired.connectors, rt.clients, retry=rt.retry)
     all_problems = [*problems, *desired.problems, *observe_problems]
     if validate:
-        all_problems.extend(validate_all(desired.connectors, clients, retry=retry))
-    plan = build_plan(desired.connectors, live, redactor=redactor, problems=all_problems)
+        all_problems.extend(validate_all(desired.connectors, rt.clients, retry=rt.retry))
+    plan = build_plan(desired.connectors, live, redactor=rt.redactor, problems=all_problems)
+    declared = {(d.cluster, d.name) for d in desired.connectors if d.source.configmap not in desired.gone}
     if dry_run:
         return Report(plan, dry_run=True)
-
-    def logged(outcome: Outcome) -> None:
-        a = outcome.action
-        if outcome.ok:
-            log.info("connector changed", action=a.kind.value, connector=a.connector, cluster=a.cluster)
-        else:
-            log.error(
-                "connector change failed",
-                action=a.kind.value,
-                connector=a.connector,
-                cluster=a.cluster,
-                error=outcome.message,
-            )
-
-    outcomes = apply_plan(plan, clients, retry=retry, on_outcome=logged, should_continue=should_continue)
-    return Report(plan, tuple(outcomes), dry_run=False)
+    outcomes = apply_plan(
+        plan,
+        rt.clients,
+        retry=rt.retry,
+        on_outcome=_log_outcome,
+        should_continue=lambda: rt.should_continue,
+    )
+    settled = settled_deletions(desired.gone, live, outcomes, declared=declared)
+    return Report(plan, tuple(outcomes), dry_run=False, settled_deletions=settled)

@@ -48,18 +48,21 @@ def _q(value: str | None) -> str:
 def _plan_lines(cp: ConnectorPlan, paint: _Painter) -> list[str]:
     where = f"  ({cp.source})" if cp.source else ""
     cluster = f" @{cp.cluster}"
+    waiting = f" ({cp.waiting}; the next pass decides its state)" if cp.waiting else ""
     if cp.in_sync:
         state = f" [{cp.live_state}]" if cp.live_state else ""
-        return [paint(f"= {cp.connector}{cluster}: in sync{state}", "dim")]
+        return [paint(f"= {cp.connector}{cluster}: in sync{state}{waiting}", "dim")]
     lines = []
     for action in cp.actions:
         symbol, style = _SYMBOL[action.kind]
         detail = ""
-        if action.kind is ActionKind.CREATE and action.initial_state is not None:
-            detail = f" (initial state {action.initial_state.value})"
+        if action.kind is ActionKind.CREATE:
+            detail = f" ({', then '.join(action.wire_steps)})"
         elif action.kind in (ActionKind.PAUSE, ActionKind.RESUME, ActionKind.STOP):
             detail = f" (state {cp.live_state} -> {cp.desired_state.value if cp.desired_state else '?'})"
         lines.append(paint(f"{symbol} {action.kind.value} {cp.connector}{cluster}{detail}", style) + where)
+    if waiting:
+        lines.append(paint(f"    [{cp.live_state}]{waiting}", "dim"))
     for change in cp.changes:
         if change.before is None:
             lines.append(paint(f"    + {change.key} = {_q(change.after)}", "green"))
@@ -94,19 +97,10 @@ def _outcome_dict(o: Outcome) -> dict[str, Any]:
         "connector": o.action.connector,
         "cluster": o.action.cluster,
         "ok": o.ok,
+        "skipped": o.skipped,
         "message": o.message,
         "http_status": o.http_status,
     }
-
-
-def _scrub_tree(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor.scrub(value)
-    if isinstance(value, Mapping):
-        return {k: _scrub_tree(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_tree(v, redactor) for v in value]
-    return value
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -120,6 +114,8 @@ def report_dict(report: Report) -> dict[str, Any]:
                 "configmap": c.source.configmap if c.source else None,
                 "key": c.source.key if c.source else None,
                 "actions": [a.kind.value for a in c.actions],
+                "wire_steps": [step for a in c.actions for step in a.wire_steps],
+                "waiting": c.waiting,
                 "live_state": c.live_state,
                 "desired_state": c.desired_state.value if c.desired_state else None,
                 "changes": [
@@ -135,7 +131,7 @@ def report_dict(report: Report) -> dict[str, Any]:
 
 
 def render_json(report: Report, *, redactor: Redactor) -> str:
-    return json.dumps(_scrub_tree(report_dict(report), redactor), indent=2, sort_keys=False)
+    return json.dumps(redactor.scrub_tree(report_dict(report)), indent=2, sort_keys=False)
 
 
 def render_text(report: Report, *, redactor: Redactor, color: bool = False) -> str:
@@ -146,7 +142,7 @@ def render_text(report: Report, *, redactor: Redactor, color: bool = False) -> s
     if report.outcomes:
         lines.append("")
         for o in report.outcomes:
-            mark = paint("ok", "green") if o.ok else paint("FAILED", "red")
+            mark = paint("ok", "green") if o.ok else paint("SKIPPED" if o.skipped else "FAILED", "red")
             detail = "" if o.ok else f": {o.message}"
             lines.append(f"{o.action.kind.value} {o.action.connector} @{o.action.cluster}: {mark}{detail}")
     for p in report.problems:
@@ -178,7 +174,7 @@ def render_connectors(desired: Sequence[DesiredConnector], *, redactor: Redactor
         for d in desired
     ]
     if as_json:
-        return redactor.scrub(json.dumps(_scrub_tree(docs, redactor), indent=2))
+        return redactor.scrub(json.dumps(redactor.scrub_tree(docs), indent=2))
     lines = []
     for doc in docs:
         state = doc["state"] if doc["enabled"] else "disabled: deleted if present"

@@ -1,7 +1,8 @@
 """The one retry policy for Kafka Connect calls: 409 (not "already exists"), 5xx, transport errors.
 
-Exponential backoff with full jitter, bounded by total time and attempts. `sleep` is injectable so unit
-tests never sleep. Callers decide what a retry must re-check (see `executor` for unknown outcomes).
+Exponential backoff with full jitter, bounded by total time and attempts. `sleep` comes from the clock:
+it raises `ShuttingDown` as soon as a stop is requested, so no retry outlives a SIGTERM, and unit tests
+never sleep. Callers decide what a retry must re-check (see `executor` for unknown outcomes).
 """
 
 from __future__ import annotations

@@ -11,7 +11,13 @@ from urllib.parse import unquote
 
 import httpx
 
-from reconciler.entrypoints.cli import run
+from reconciler.core.redaction import Redactor
+from reconciler.core.selectors import parse_selector
+from reconciler.entrypoints.main import run
+from reconciler.model import RenderInputs
+from reconciler.retrying import RetryPolicy
+from reconciler.runtime import Runtime
+from tests.fake_connect import FakeConnect
 
 
 def configmap_yaml(
@@ -98,3 +104,21 @@ def eventually(
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail()}")
+
+
+def runtime_for(
+    fake: FakeConnect,
+    *,
+    inputs: RenderInputs | None = None,
+    selector: str = "destination=connect",
+    retry: RetryPolicy | None = None,
+) -> Runtime:
+    """A Runtime over the in-memory Connect, retries without sleeping."""
+    inputs = inputs or RenderInputs()
+    return Runtime(
+        selector=parse_selector(selector),
+        inputs=inputs,
+        redactor=Redactor(inputs.secret_values),
+        clients={"default": fake.client()},
+        retry=retry or RetryPolicy(sleep=lambda s: None, max_attempts=3),
+    )

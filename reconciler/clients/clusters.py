@@ -12,7 +12,9 @@ I/O edge: reads the clusters file and credential files/env vars, builds one `htt
         cert_file: /etc/connect-tls/tls.crt
         key_file: /etc/connect-tls/tls.key
 
-`--connect-url` sets (or overrides) the URL of the default cluster.
+`--connect-url` sets (or overrides) the URL of the default cluster. Credentials written into a URL
+(`https://user:pass@host`) are moved into basic auth when the file is loaded, so no URL that is kept,
+printed or logged holds them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import yaml
@@ -30,6 +33,7 @@ import yaml
 from reconciler.clients.connect import ConnectClient
 from reconciler.errors import ConfigError
 from reconciler.model import DEFAULT_CLUSTER
+from reconciler.settings import ConnectSettings, split_userinfo
 
 _KEYS = frozenset(
     {
@@ -83,11 +87,24 @@ def _credential(
     return None if value is None else str(value)
 
 
+def _with_url_credentials(settings: ClusterSettings) -> ClusterSettings:
+    url, user, password = split_userinfo(settings.url)
+    if user is None and password is None:
+        return settings
+    return replace(
+        settings,
+        url=url,
+        username=settings.username if settings.username is not None else user or "",
+        password=settings.password if settings.password is not None else password,
+    )
+
+
 def load_clusters(
-    path: str | None, *, default_url: str | None, environ: Mapping[str, str] | None = None
+    connect: ConnectSettings, *, environ: Mapping[str, str] | None = None
 ) -> tuple[dict[str, ClusterSettings], str]:
     """Returns ({name: settings}, default cluster name)."""
     environ = os.environ if environ is None else environ
+    path, default_url = connect.clusters_file, connect.url
     raw: Any = {}
     if path:
         try:
@@ -118,13 +135,15 @@ def load_clusters(
             verify=not bool(entry.get("insecure_skip_verify", False)),
         )
     if default_url:
-        base = clusters.get(default)
-        clusters[default] = (
-            ClusterSettings(name=default, url=default_url) if base is None else replace(base, url=default_url)
-        )
+        base = clusters.get(default) or ClusterSettings(name=default, url=default_url)
+        clusters[default] = replace(base, url=default_url)
+        if connect.username is not None:
+            clusters[default] = replace(
+                clusters[default], username=connect.username, password=connect.password
+            )
     if default not in clusters:
         raise ConfigError(f"no URL for the default cluster {default!r}: set --connect-url or a clusters file")
-    return clusters, default
+    return {name: _with_url_credentials(c) for name, c in clusters.items()}, default
 
 
 def http_client(
@@ -135,9 +154,16 @@ def http_client(
 ) -> httpx.Client:
     verify: ssl.SSLContext | bool = settings.verify
     if settings.ca_file or settings.cert_file:
-        context = ssl.create_default_context(cafile=settings.ca_file)
-        if settings.cert_file:
-            context.load_cert_chain(settings.cert_file, settings.key_file)
+        try:
+            context = ssl.create_default_context(cafile=settings.ca_file)
+            if settings.cert_file:
+                context.load_cert_chain(settings.cert_file, settings.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            files = ", ".join(f for f in (settings.ca_file, settings.cert_file, settings.key_file) if f)
+            raise ConfigError(
+                f"cluster {settings.name}: cannot load TLS files ({files}): {type(exc).__name__}: "
+                f"{getattr(exc, 'strerror', None) or exc}"
+            ) from None
         if not settings.verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -162,14 +188,20 @@ def connect_clients(
     event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> dict[str, ConnectClient]:
-    return {
-        name: ConnectClient(http_client(s, event_hooks=event_hooks, transport=transport), cluster=name)
-        for name, s in clusters.items()
-    }
+    clients: dict[str, ConnectClient] = {}
+    try:
+        for name, s in clusters.items():
+            clients[name] = ConnectClient(
+                http_client(s, event_hooks=event_hooks, transport=transport), cluster=name
+            )
+    except BaseException:
+        for client in clients.values():
+            client.close()
+        raise
+    return clients
 
 
 def credential_values(clusters: Mapping[str, ClusterSettings]) -> set[str]:
-    """Every Connect credential, for the redactor: passwords, and any password written into a URL."""
+    """Every Connect password, for the redactor, also in the percent-encoded form a URL would carry."""
     values = {s.password for s in clusters.values() if s.password}
-    values |= {httpx.URL(s.url).password or "" for s in clusters.values()} - {""}
-    return values
+    return values | {quote(v, safe="") for v in values}

@@ -6,6 +6,7 @@ intercept httpx). No retries here: the caller wraps calls in `retrying.retrying(
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from reconciler.errors import (
     ConnectApiError,
     ConnectConflict,
     ConnectNotFound,
+    ConnectRequestInvalid,
     ConnectRequestTimeout,
     ConnectUnavailable,
 )
@@ -31,28 +33,52 @@ def _path(name: str, suffix: str = "") -> str:
     return f"/connectors/{quote(name, safe='')}{suffix}"
 
 
-def _message(response: httpx.Response) -> str:
+# A 500 whose message reports a request Connect can never accept: retrying sends the same bytes again.
+_PERMANENT_500 = re.compile(
+    r"Unrecognized field|not marked as ignorable|Cannot deserialize|Cannot construct instance|"
+    r"Unexpected character|Unrecognized token|JsonParseException|JsonMappingException|"
+    r"Failed to find any class that implements|contains no connector type|RecordTooLargeException",
+    re.IGNORECASE,
+)
+# Transport failures before the request was sent: the write certainly did not happen.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _connect_body(response: httpx.Response) -> Mapping[str, Any] | None:
+    """Connect's own error body, `{"error_code": int, "message": str}`; None for anybody else's answer."""
     try:
         body = response.json()
     except ValueError:
-        body = None
-    if isinstance(body, Mapping) and "message" in body:
-        text = str(body["message"])
-    else:
-        text = response.text.strip() or response.reason_phrase
+        return None
+    if isinstance(body, Mapping) and isinstance(body.get("error_code"), int) and "message" in body:
+        return body
+    return None
+
+
+def _message(response: httpx.Response, body: Mapping[str, Any] | None) -> str:
+    text = str(body["message"]) if body is not None else response.text.strip() or response.reason_phrase
     return " ".join(text.split())[:500]
 
 
 def error_for(response: httpx.Response) -> ConnectApiError:
     method, path, status = response.request.method, response.request.url.path, response.status_code
-    text = f"{method} {path}: HTTP {status}: {_message(response)}"
+    body = _connect_body(response)
+    text = f"{method} {path}: HTTP {status}: {_message(response, body)}"
     kwargs: dict[str, Any] = {"status": status, "method": method, "path": path}
     if status == 404:
-        return ConnectNotFound(text, **kwargs)
+        if body is not None:
+            return ConnectNotFound(text, **kwargs)
+        # A starting worker answers 404 to everything before its REST resources exist, and does nothing.
+        return ConnectUnavailable(f"{text} (not Kafka Connect's answer: worker starting?)", **kwargs)
     if status == 409:
         return ConnectConflict(text, **kwargs)
     if status == 500 and "request timed out" in text.lower():
         return ConnectRequestTimeout(text, **kwargs)
+    if status == 500 and _PERMANENT_500.search(text):
+        return ConnectRequestInvalid(text, **kwargs)
+    if status in (502, 503, 504) and body is None:
+        # A proxy's answer: 502/504 may come after the request reached Connect, 503 before.
+        return ConnectUnavailable(text, outcome_unknown=status != 503, **kwargs)
     return ConnectApiError(text, **kwargs)
 
 
@@ -74,6 +100,7 @@ class ConnectClient:
                 f"{method} {path}: cannot reach Kafka Connect at {where}: {type(exc).__name__}: {exc}",
                 method=method,
                 path=path,
+                outcome_unknown=not isinstance(exc, _NOT_SENT),
             ) from None
         if response.is_error:
             raise error_for(response)
@@ -157,4 +184,4 @@ class ConnectClient:
         try:
             self._request("DELETE", _path(name), write=True)
         except ConnectNotFound:
-            return  # already gone: the desired outcome
+            return  # Connect's own 404: already gone, the desired outcome (any other 404 is raised)

@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from reconciler.core.properties import jaas_credentials, to_jq_vars
-from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN, secret_names
+from reconciler.core.redaction import secret_names
 from reconciler.errors import ConfigError
 from reconciler.model import RenderInputs
-
-
-@dataclass(frozen=True, slots=True)
-class InputSettings:
-    properties_dirs: Sequence[str] = ()
-    secret_dirs: Sequence[str] = ()
-    files_dirs: Sequence[str] = ()
-    env_allow: str = ".*"
-    secret_env_pattern: str = DEFAULT_SECRET_NAME_PATTERN
-    secret_env: Sequence[str] = ()
+from reconciler.settings import InputSettings
 
 
 def _volume(spec: str) -> tuple[str, Path]:
@@ -60,7 +50,10 @@ def _properties_files(dirs: Iterable[str]) -> list[tuple[str, str]]:
         if not path.is_dir():
             raise ConfigError(f"properties directory {d} does not exist")
         for f in sorted(path.glob("*.properties")):
-            files.append((str(f), f.read_text(encoding="utf-8")))
+            try:
+                files.append((str(f), f.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"properties file {f}: cannot read: {type(exc).__name__}") from None
     return files
 
 
@@ -74,7 +67,10 @@ def load_inputs(
     except re.error as exc:
         raise ConfigError(f"--env-allow {settings.env_allow!r} is not a regular expression: {exc}") from None
     env = {k: v for k, v in environ.items() if allow.fullmatch(k)}
-    variables, warnings = to_jq_vars(_properties_files(settings.properties_dirs))
+    try:
+        variables, warnings = to_jq_vars(_properties_files(settings.properties_dirs))
+    except ValueError as exc:
+        raise ConfigError(f"properties file {exc}") from None
     for key, value in jaas_credentials(variables).items():
         env.setdefault(key, value)  # connect-operator exported these for Confluent Cloud templates
     secrets = {name: read_volume(path) for name, path in map(_volume, settings.secret_dirs)}

@@ -28,7 +28,6 @@ def live_from_parts(name: str, config: Any, status: Any) -> LiveConnector:
         config=_str_map(config),
         state=str(state) if state is not None else None,
         tasks=tuple(str(t.get("state")) for t in tasks if isinstance(t, Mapping)),
-        type=status.get("type") if isinstance(status.get("type"), str) else None,
     )
 
 
@@ -45,14 +44,3 @@ def live_from_expanded(payload: Any) -> dict[str, LiveConnector]:
             str(name), info.get("config") if info else None, entry.get("status")
         )
     return result
-
-
-def supports_initial_state(version: str | None) -> bool:
-    """POST /connectors accepts `initial_state` since Kafka 3.7 (KIP-980)."""
-    if not version:
-        return False
-    try:
-        major, minor = (int(p) for p in version.split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= (3, 7)

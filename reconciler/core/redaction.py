@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # Env var / property variable names treated as secret by default (issue: *PASSWORD*, *SECRET*, *TOKEN*, *KEY*).
 DEFAULT_SECRET_NAME_PATTERN = r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|JAAS|USER_INFO"
@@ -66,6 +67,18 @@ class Redactor:
             if scrubbable(secret) and secret in text:
                 text = text.replace(secret, mask(secret))
         return text
+
+    def scrub_tree(self, value: Any) -> Any:
+        """Every string inside `value` (nested dicts, lists, tuples, sets) scrubbed; other values kept."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, Mapping):
+            return {k: self.scrub_tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.scrub_tree(v) for v in value]
+        if isinstance(value, BaseException):
+            return self.scrub(f"{type(value).__name__}: {value}")
+        return value
 
     def with_values(self, values: Iterable[str]) -> Redactor:
         return Redactor(self.secret_values | frozenset(v for v in values if v))

@@ -98,8 +98,7 @@ def specs_from_configmap(doc: ConfigMapDoc) -> list[ConnectorSpec]:
         )
     enabled = is_enabled(doc)
     return [
-        ConnectorSpec(SourceRef(doc.ref, key, doc.origin), program, enabled)
-        for key, program in sorted(doc.data.items())
+        ConnectorSpec(SourceRef(doc.ref, key), program, enabled) for key, program in sorted(doc.data.items())
     ]
 
 

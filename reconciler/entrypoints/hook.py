@@ -4,13 +4,12 @@ Edge. `--config` prints the bindings (fast: no network). A run reads `$BINDING_C
 full ConfigMap set from it (or lists it from the API server when no context carries it), and
 reconciles. Exit codes follow shell-operator's retry model: non-zero only for transient trouble
 (Connect or the API server unreachable, retries exhausted), which shell-operator retries every 5 s;
-permanent per-connector errors (bad template, 400) are logged and exit 0, so one broken ConfigMap
-never blocks the queue. Every flag is read from CONNECT_RECONCILER_* variables.
+permanent per-connector errors (bad template, 400, a 500 Connect will always give) are logged and exit 0,
+so one broken ConfigMap never blocks the queue. Settings come from CONNECT_RECONCILER_* variables.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,10 +22,13 @@ import structlog
 from reconciler.core.bindings import hook_config, parse_binding_contexts
 from reconciler.core.selectors import parse_selector
 from reconciler.core.specs import configmap_from_object
-from reconciler.entrypoints.settings import connected, load_runtime, reconcile_with, watched_namespaces
+from reconciler.entrypoints.flags import settings_from_environ
 from reconciler.errors import ConnectApiError, ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, Report
+from reconciler.pipeline import reconcile
+from reconciler.runtime import open_runtime
+from reconciler.settings import Settings
 
 log = structlog.get_logger("reconciler.hook")
 EXIT_OK, EXIT_RETRY = 0, 1
@@ -37,18 +39,15 @@ def transient(report: Report) -> bool:
     return any(p.retryable for p in report.problems)
 
 
-def _list_configmaps(args: argparse.Namespace) -> list[ConfigMapDoc]:
+def _list_configmaps(settings: Settings) -> list[ConfigMapDoc]:
     """The full set from the API server, for contexts that carry none (no snapshots, no Synchronization)."""
-    from reconciler.clients.kube import ConfigMapWatcher  # noqa: PLC0415 - keeps --config free of the kube client
-    from reconciler.entrypoints.watcher import kube_api_client  # noqa: PLC0415
+    from reconciler.clients.kube import ConfigMapApi, kube_api_client  # noqa: PLC0415 - --config stays fast
 
-    api = kube_api_client(args.kubeconfig)
+    api = kube_api_client(settings.watch.kubeconfig)
     docs: list[ConfigMapDoc] = []
-    for ns in watched_namespaces(args):
-        watcher = ConfigMapWatcher(
-            api, namespace=ns, selector=args.selector, on_list=lambda *_: None, on_event=lambda *_: None
-        )
-        docs.extend(configmap_from_object(o) for o in watcher.list()[0])
+    for ns in settings.watch.namespaces:
+        items, _ = ConfigMapApi(api, namespace=ns, selector=settings.selector, settings=settings.watch).list()
+        docs.extend(configmap_from_object(o) for o in items)
     return docs
 
 
@@ -58,38 +57,37 @@ def main(
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
 ) -> int:
-    from reconciler.entrypoints.cli import build_parser  # noqa: PLC0415 - cli imports this module's siblings
-
     environ = dict(os.environ if environ is None else environ)
     argv = list(sys.argv[1:] if argv is None else argv)
     out = stdout or sys.stdout
-    # The watcher's flags (selector, namespaces, kubeconfig, ...), read from CONNECT_RECONCILER_* variables.
-    args = build_parser(environ).parse_args(["run"])
+    try:
+        settings = settings_from_environ(environ)
+    except ReconcilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RETRY
     if "--config" in argv:
-        namespaces = [ns for ns in watched_namespaces(args) if ns is not None]
-        crontab = environ.get("CONNECT_RECONCILER_RESYNC_CRONTAB", "* * * * *")
+        namespaces = [ns for ns in settings.watch.namespaces if ns is not None]
         config = hook_config(
-            selector=parse_selector(args.selector), namespaces=namespaces, resync_crontab=crontab
+            selector=parse_selector(settings.selector),
+            namespaces=namespaces,
+            resync_crontab=settings.watch.resync_crontab,
         )
         print(json.dumps(config), file=out)
         return EXIT_OK
-    configure_logging(level=args.log_level, fmt="json", stream=sys.stderr)
+    configure_logging(level=settings.logging.level, fmt="json", stream=sys.stderr)
     try:
-        rt = load_runtime(args, environ)
-        use_redactor(rt.redactor)
         path = environ.get("BINDING_CONTEXT_PATH")
         if not path:
             raise ReconcilerError("BINDING_CONTEXT_PATH is not set (is this running under shell-operator?)")
         binding = parse_binding_contexts(json.loads(Path(path).read_text(encoding="utf-8")))
-        docs = list(binding.configmaps) if binding.configmaps is not None else _list_configmaps(args)
-        with connected(rt) as clients:
-            report = reconcile_with(
-                rt,
+        with open_runtime(settings, environ=environ) as rt:
+            use_redactor(rt.redactor)
+            docs = list(binding.configmaps) if binding.configmaps is not None else _list_configmaps(settings)
+            report = reconcile(
                 docs,
-                clients,
+                rt=rt,
                 dry_run=False,
                 deleted=binding.deleted,
-                retry_seconds=args.retry_seconds,
                 problems=[Problem(str(e)) for e in binding.errors],
             )
     except (ReconcilerError, ConnectApiError, OSError, ValueError) as exc:

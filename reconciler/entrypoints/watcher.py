@@ -1,131 +1,105 @@
-"""`connect-reconciler run`: the standalone watcher.
+"""`connect-reconciler run`: the standalone watcher, composed from `reconciler/watching/`.
 
-Edge. Watch threads (one per namespace, or one for all) feed the ConfigMap cache; events only mark it
-dirty. This thread reconciles the *whole* cached set through the same pipeline as the CLI: after a
-short debounce when something changed, and every `--resync-seconds` anyway, which repairs drift made
-directly in Kafka Connect (that makes no Kubernetes event). SIGTERM/SIGINT: the action in flight
-finishes, no new one starts, exit 0. `/healthz` and `/readyz` serve the probes.
+Edge. One list/watch stream per namespace (or one for all) feeds the ConfigMap cache; the reconcile
+loop runs passes over the whole cached set through the same pipeline as the CLI (see
+`watching/loop.py` for when). Each pass opens a fresh Runtime, so rotated Secrets and properties
+files take effect. SIGTERM/SIGINT: retry sleeps end at once, the request in flight finishes, no new
+one starts, exit 0. `/healthz` and `/readyz` serve the probes.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import threading
-import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
-from kubernetes import client, config
+from kubernetes import client
 
-from reconciler.clients.kube import ConfigMapWatcher, WatchSettings
-from reconciler.configmap_cache import ConfigMapCache
-from reconciler.entrypoints.settings import connected, load_runtime, reconcile_with, watched_namespaces
-from reconciler.errors import ReconcilerError
-from reconciler.logs import use_redactor
-from reconciler.model import ActionKind, Problem, Report
+from reconciler.clients.kube import ConfigMapApi, kube_api_client
+from reconciler.clock import Clock, SystemClock
+from reconciler.errors import ReconcilerError, ShuttingDown
+from reconciler.logs import configure_logging, use_redactor
+from reconciler.model import Problem, Report
+from reconciler.pipeline import reconcile
+from reconciler.runtime import open_runtime
+from reconciler.settings import Settings
+from reconciler.watching.cache import CacheSnapshot, ConfigMapCache
+from reconciler.watching.health import Health
+from reconciler.watching.loop import ReconcileLoop
+from reconciler.watching.stream import ConfigMapStream
 
 log = structlog.get_logger("reconciler.watcher")
-
-
-def kube_api_client(kubeconfig: str | None) -> client.ApiClient:
-    if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)
-    try:
-        config.load_incluster_config()
-        return client.ApiClient()
-    except config.ConfigException:
-        return config.new_client_from_config()
-
-
-class Health:
-    """Liveness: the reconcile loop has ticked recently. Readiness: one full reconcile has completed."""
-
-    def __init__(self, *, stale_after: float) -> None:
-        self.stale_after = stale_after
-        self.last_tick = time.monotonic()
-        self.ready = False
-
-    def serve(self, address: str) -> ThreadingHTTPServer:
-        host, _, port = address.rpartition(":")
-        health = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                alive = time.monotonic() - health.last_tick < health.stale_after
-                ok = {"/healthz": alive, "/readyz": alive and health.ready}.get(self.path)
-                self.send_response(404 if ok is None else 200 if ok else 503)
-                self.end_headers()
-                self.wfile.write(b"ok\n" if ok else b"not ok\n")
-
-            def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds: no noise
-                return
-
-        server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)  # the kubelet probes the pod IP
-        threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-        return server
 
 
 class Watcher:
     def __init__(
         self,
-        args: argparse.Namespace,
+        settings: Settings,
         environ: Mapping[str, str],
         *,
         api: client.ApiClient,
-        stop: threading.Event | None = None,
+        clock: Clock | None = None,
         on_report: Callable[[Report], None] | None = None,
-        watch_settings: WatchSettings | None = None,
     ) -> None:
-        self.args = args
+        self.settings = settings
         self.environ = environ
-        self.api = api
-        self.stop = stop or threading.Event()
+        self.clock = clock or SystemClock()
+        self.stop = self.clock.stop
         self.on_report = on_report
         self.cache = ConfigMapCache()
-        self.health = Health(stale_after=max(120.0, 3 * args.resync_seconds))
-        self.watchers = [
-            ConfigMapWatcher(
-                api,
-                namespace=ns,
-                selector=args.selector,
+        watch = settings.watch
+        self.health = Health(clock=self.clock, stale_after=max(120.0, 3 * watch.resync_seconds))
+        self.streams = [
+            ConfigMapStream(
+                ConfigMapApi(api, namespace=ns, selector=settings.selector, settings=watch),
+                clock=self.clock,
                 on_list=self.cache.replace,
                 on_event=self.cache.apply,
-                settings=watch_settings,
+                on_error=lambda ns, message: self.health.problem(f"namespace {ns or '*'}", message),
+                settings=watch,
             )
-            for ns in watched_namespaces(args)
+            for ns in watch.namespaces
         ]
+        self.loop = ReconcileLoop(
+            cache=self.cache,
+            clock=self.clock,
+            health=self.health,
+            reconcile=self.reconcile_pass,
+            namespaces=watch.namespaces,
+            resync_seconds=watch.resync_seconds,
+            debounce_seconds=watch.debounce_seconds,
+        )
 
     def start_watching(self) -> None:
-        for w in self.watchers:
-            threading.Thread(
-                target=w.run, args=(self.stop,), name=f"watch-{w.namespace or 'all'}", daemon=True
-            ).start()
+        for s in self.streams:
+            threading.Thread(target=s.run, name=f"watch-{s.namespace or 'all'}", daemon=True).start()
 
-    def reconcile_once(self) -> Report | None:
-        snap = self.cache.snapshot()
+    def run(self) -> None:
+        self.start_watching()
+        self.loop.run()
+
+    def reconcile_pass(self, snap: CacheSnapshot) -> Report | None:
         try:
-            rt = load_runtime(self.args, self.environ)
+            with open_runtime(
+                self.settings, environ=self.environ, clock=self.clock, on_progress=self.health.beat
+            ) as rt:
+                use_redactor(rt.redactor)
+                report = reconcile(
+                    snap.configmaps,
+                    rt=rt,
+                    dry_run=False,
+                    deleted=snap.deleted,
+                    problems=[Problem(str(e)) for e in snap.errors],
+                )
+        except ShuttingDown:
+            return None
         except ReconcilerError as exc:
             log.error("cannot load settings; nothing reconciled", error=str(exc))
+            self.health.problem("settings", str(exc))
             return None
-        use_redactor(rt.redactor)
-        with connected(rt) as clients:
-            report = reconcile_with(
-                rt,
-                snap.configmaps,
-                clients,
-                dry_run=False,
-                deleted=snap.deleted,
-                retry_seconds=self.args.retry_seconds,
-                problems=[Problem(str(e)) for e in snap.errors],
-                should_continue=lambda: not self.stop.is_set(),
-            )
-        failed_deletes = [o for o in report.outcomes if not o.ok and o.action.kind is ActionKind.DELETE]
-        if not failed_deletes and not self.stop.is_set():
-            self.cache.forget_tombstones(upto=snap.generation)
+        self.health.problem("settings", None)
         for problem in report.problems:
             log.error("reconcile problem", problem=str(problem))
         log.info(
@@ -133,36 +107,16 @@ class Watcher:
             actions=len(report.outcomes),
             problems=len(report.problems),
             connectors=len(report.plan.connectors),
+            pending_deletions=self.cache.tombstones - len(report.settled_deletions),
         )
         if self.on_report is not None:
             self.on_report(report)
         return report
 
-    def loop(self) -> None:
-        """Reconcile when dirty (after the debounce) or when the resync period has passed."""
-        last = 0.0
-        while not self.stop.is_set():
-            self.health.last_tick = time.monotonic()
-            due = last + self.args.resync_seconds - time.monotonic()
-            self.cache.dirty.wait(timeout=max(0.0, min(due, 5.0)))
-            if self.stop.is_set():
-                break
-            if len(self.cache.listed) < len(self.watchers):
-                continue  # never reconcile a partial view: the first lists are not all in yet
-            if not self.cache.dirty.is_set() and time.monotonic() - last < self.args.resync_seconds:
-                continue
-            if self.cache.dirty.is_set():
-                self.stop.wait(self.args.debounce_seconds)  # let a burst of events (kubectl apply -k) settle
-            self.cache.dirty.clear()
-            if self.stop.is_set():
-                break
-            if self.reconcile_once() is not None:
-                self.health.ready = True
-            last = time.monotonic()
 
-
-def run_watcher(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    watcher = Watcher(args, environ, api=kube_api_client(args.kubeconfig))
+def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:
+    configure_logging(level=settings.logging.level, fmt=settings.logging.format)
+    watcher = Watcher(settings, environ, api=kube_api_client(settings.watch.kubeconfig))
 
     def on_signal(signum: int, _frame: Any) -> None:
         # No logging here: the handler may interrupt a log write that holds the logger's lock.
@@ -171,17 +125,17 @@ def run_watcher(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = watcher.health.serve(args.health_address) if args.health_address else None
+    address = settings.watch.health_address
+    server = watcher.health.serve(address) if address else None
     log.info(
         "watching",
-        namespaces=watched_namespaces(args),
-        selector=args.selector,
-        resync_seconds=args.resync_seconds,
+        namespaces=list(settings.watch.namespaces),
+        selector=settings.selector,
+        resync_seconds=settings.watch.resync_seconds,
     )
-    watcher.start_watching()
     try:
-        watcher.loop()
-        log.info("shutting down: the action in flight has finished, no new one starts")
+        watcher.run()
+        log.info("shutting down: the request in flight has finished, no new one starts")
     finally:
         if server is not None:
             server.shutdown()

@@ -12,6 +12,14 @@ from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
 from tests.harness.processes import KitError
 
+# Lines a test wants shown after the run (the fault scenario table), printed in the terminal summary.
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = os.path.dirname(__file__)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from reconciler.clients.kube import ConfigMapWatcher
+from reconciler.clients.kube import ConfigMapApi
 from tests.harness.apiserver_kit import ApiServerKit
 
 K8S = Path(__file__).resolve().parents[2] / "k8s"
@@ -105,27 +105,14 @@ def test_service_account_has_exactly_the_needed_rights(apiserver: ApiServerKit, 
     # And for real, with the ServiceAccount's own token: the watcher's list + watch work, a write does not.
     token = apiserver.service_account_token(namespace, "connect-reconciler")
     with apiserver.api_client(token=token) as api:
-        watcher = ConfigMapWatcher(
-            api,
-            namespace=namespace,
-            selector="destination=connect",
-            on_list=lambda *_: None,
-            on_event=lambda *_: None,
-        )
-        items, rv = watcher.list()
+        items, rv = ConfigMapApi(api, namespace=namespace, selector="destination=connect").list()
         assert items == [] and rv
         core = client.CoreV1Api(api)
         with pytest.raises(client.ApiException) as denied_write:
             core.create_namespaced_config_map(namespace, {"metadata": {"name": f"x-{uuid.uuid4().hex[:4]}"}})
         assert denied_write.value.status == 403
         with pytest.raises(client.ApiException) as denied_other:
-            ConfigMapWatcher(
-                api,
-                namespace=other,
-                selector="destination=connect",
-                on_list=lambda *_: None,
-                on_event=lambda *_: None,
-            ).list()
+            ConfigMapApi(api, namespace=other, selector="destination=connect").list()
         assert denied_other.value.status == 403
 
 

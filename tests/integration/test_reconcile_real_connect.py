@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.entrypoints.cli import run
+from reconciler.entrypoints.main import run
 from tests.harness.connect_kit import ConnectKit, failing_connector_config, failing_task_config
 from tests.support import CliWorkspace, configmap_yaml
 

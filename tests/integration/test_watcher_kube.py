@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ import pytest
 import yaml
 from kubernetes import client, dynamic
 
-from reconciler.clients.kube import WatchSettings
-from reconciler.entrypoints.cli import build_parser
+from reconciler.entrypoints.flags import settings_from_values
 from reconciler.entrypoints.watcher import Watcher
 from reconciler.model import Report
+from reconciler.settings import Settings
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
 from tests.support import eventually
@@ -70,6 +71,20 @@ def source(kit: ConnectKit, topic: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def watcher_settings(namespace: str, connect_url: str, **values: Any) -> Settings:
+    """Settings as `run --namespace NS --connect-url URL --debounce-seconds 0.2 --health-address ''` gives."""
+    return settings_from_values(
+        {
+            "namespace": [namespace],
+            "connect_url": connect_url,
+            "resync_seconds": 300,
+            "debounce_seconds": 0.2,
+            "health_address": "",
+            **values,
+        }
+    )
+
+
 class Running:
     """A Watcher on its own thread, for one namespace."""
 
@@ -80,37 +95,18 @@ class Running:
         connect_url: str,
         *,
         resync: float = 300,
-        watch_settings: WatchSettings | None = None,
+        watch: dict[str, Any] | None = None,
         kube: ApiServerKit | None = None,
+        **values: Any,
     ) -> None:
-        args = build_parser({}).parse_args(
-            [
-                "run",
-                "--namespace",
-                namespace,
-                "--connect-url",
-                connect_url,
-                "--resync-seconds",
-                str(resync),
-                "--debounce-seconds",
-                "0.2",
-                "--health-address",
-                "",
-            ]
-        )
+        settings = watcher_settings(namespace, connect_url, resync_seconds=resync, **values)
+        if watch:
+            settings = replace(settings, watch=replace(settings.watch, **watch))
         self.reports: list[Report] = []
         self.watcher = Watcher(
-            args,
-            {},
-            api=(kube or apiserver).api_client(),
-            on_report=self.reports.append,
-            watch_settings=watch_settings,
+            settings, {}, api=(kube or apiserver).api_client(), on_report=self.reports.append
         )
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        self.watcher.start_watching()
-        self.watcher.loop()
+        self.thread = threading.Thread(target=self.watcher.run, daemon=True)
 
     def __enter__(self) -> Running:
         self.thread.start()
@@ -211,6 +207,32 @@ def test_drift_in_connect_is_repaired_by_resync(
         assert len(running.reports) >= 3
 
 
+def test_a_deletion_while_connect_is_down_is_made_when_it_is_back(
+    apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit, connect: Connect, core: client.CoreV1Api
+) -> None:
+    """The ConfigMap is deleted while the worker is down for longer than the retry budget: passes fail
+    to observe Connect, and the tombstone must survive them until Connect confirms the connector gone."""
+    name = f"z{uuid.uuid4().hex[:6]}"
+    core.create_namespaced_config_map(namespace, configmap("cm", {name: source(connect_kit, f"{name}-t")}))
+    with Running(apiserver, namespace, connect_kit.connect_url, resync=1, retry_seconds=0.5) as running:
+        eventually(lambda: connect.config(name) is not None, what="the connector")
+        connect_kit.stop_worker()
+        try:
+            core.delete_namespaced_config_map("cm", namespace)
+            seen = len(running.reports)
+            eventually(
+                lambda: len(running.reports) >= seen + 3,
+                timeout=90,
+                what="three passes while Connect is down",
+            )
+            assert all(not r.ok and not r.settled_deletions for r in running.reports[seen:])
+            assert running.watcher.cache.tombstones == 1
+        finally:
+            connect_kit.start_worker()
+        eventually(lambda: connect.config(name) is None, timeout=90, what="the delete, once Connect is back")
+        eventually(lambda: running.watcher.cache.tombstones == 0, what="the tombstone to be settled")
+
+
 def test_forced_watch_expiry_loses_no_change(
     tmp_path: Path, connect_kit: ConnectKit, connect: Connect
 ) -> None:
@@ -221,7 +243,7 @@ def test_forced_watch_expiry_loses_no_change(
         p = f"x{uuid.uuid4().hex[:6]}"
         gate = threading.Event()
         gate.set()
-        settings = WatchSettings(window_s=1, backoff_initial_s=0.1)
+        settings = {"window_s": 1, "backoff_initial_s": 0.1}
         with kube.api_client() as api:
             core = client.CoreV1Api(api)
             core.create_namespaced_config_map(
@@ -230,15 +252,15 @@ def test_forced_watch_expiry_loses_no_change(
             core.create_namespaced_config_map(
                 ns, configmap("gone", {f"{p}-gone": source(connect_kit, f"{p}-g")})
             )
-            with Running(kube, ns, connect_kit.connect_url, watch_settings=settings, kube=kube) as running:
-                (watcher,) = running.watcher.watchers
-                original = watcher.watch
+            with Running(kube, ns, connect_kit.connect_url, watch=settings, kube=kube) as running:
+                (watcher,) = running.watcher.streams
+                original = watcher.source.watch
 
                 def gated(rv: str) -> Any:
                     gate.wait()
                     return original(rv)
 
-                watcher.watch = gated  # type: ignore[method-assign]
+                watcher.source.watch = gated  # type: ignore[method-assign]
                 eventually(
                     lambda: (
                         connect.config(f"{p}-gone") is not None and connect.config(f"{p}-keep") is not None
@@ -270,14 +292,28 @@ def test_forced_watch_expiry_loses_no_change(
         kube.stop()
 
 
-def test_run_exits_zero_on_sigterm(apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit) -> None:
+WATCHER_SECRET = "watcher-Log-Secret-5e1"
+
+
+def test_run_exits_zero_on_sigterm_and_its_json_logs_hold_no_secret(
+    apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit, core: client.CoreV1Api
+) -> None:
+    # Connect's 400 for this config quotes the value ("Invalid value ... for configuration tasks.max"),
+    # so the secret reaches an error message the watcher logs: it must come out masked.
+    bad = source(connect_kit, "leak")
+    bad["config"]["tasks.max"] = "ENV_PLACEHOLDER"
+    body = configmap("leaky", {f"l{uuid.uuid4().hex[:6]}": bad})
+    body["data"] = {k: v.replace('"ENV_PLACEHOLDER"', "env.DB_PASSWORD") for k, v in body["data"].items()}
+    core.create_namespaced_config_map(namespace, body)
     env = {
         **os.environ,
         "CONNECT_RECONCILER_NAMESPACE": namespace,
         "CONNECT_RECONCILER_CONNECT_URL": connect_kit.connect_url,
         "CONNECT_RECONCILER_KUBECONFIG": str(apiserver.kubeconfig_path),
         "CONNECT_RECONCILER_HEALTH_ADDRESS": "127.0.0.1:0",
-        "CONNECT_RECONCILER_LOG_LEVEL": "info",
+        "CONNECT_RECONCILER_LOG_LEVEL": "debug",
+        "CONNECT_RECONCILER_LOG_FORMAT": "json",
+        "DB_PASSWORD": WATCHER_SECRET,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "run"],
@@ -306,6 +342,10 @@ def test_run_exits_zero_on_sigterm(apiserver: ApiServerKit, namespace: str, conn
         assert code == 0
         rest = proc.stderr.read()
         assert "shutting down" in rest and "stopped" in rest
+        logs = "".join(lines) + rest
+        records = [json.loads(line) for line in logs.splitlines() if line.strip()]  # every line is JSON
+        assert any("<secret sha256:" in json.dumps(r) for r in records), "the 400 was not logged"
+        assert WATCHER_SECRET not in logs
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -336,24 +376,10 @@ def test_all_namespaces_and_a_broken_configmap_blocks_nothing(
         "run": run_id,
     }  # a selector of its own: other tests' ConfigMaps stay out
     first, second = apiserver.create_namespace("all"), apiserver.create_namespace("all")
-    args = build_parser({}).parse_args(
-        [
-            "run",
-            "--namespace",
-            "*",
-            "--selector",
-            f"destination=connect,run={run_id}",
-            "--connect-url",
-            connect_kit.connect_url,
-            "--debounce-seconds",
-            "0.2",
-            "--health-address",
-            "",
-        ]
-    )
+    settings = watcher_settings("*", connect_kit.connect_url, selector=f"destination=connect,run={run_id}")
     reports: list[Report] = []
-    watcher = Watcher(args, {}, api=apiserver.api_client(), on_report=reports.append)
-    thread = threading.Thread(target=lambda: (watcher.start_watching(), watcher.loop()), daemon=True)
+    watcher = Watcher(settings, {}, api=apiserver.api_client(), on_report=reports.append)
+    thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     try:
         broken = configmap("broken", {}, labels=labels)

@@ -9,9 +9,10 @@ import pytest
 
 from reconciler.clients.clusters import ClusterSettings, credential_values, http_client, load_clusters
 from reconciler.clients.connect import ConnectClient
-from reconciler.clients.inputs import InputSettings, load_inputs
+from reconciler.clients.inputs import load_inputs
 from reconciler.clients.sources import load_configmaps
 from reconciler.errors import ConfigError
+from reconciler.settings import ConnectSettings, InputSettings
 
 
 def test_inputs_from_properties_volumes_and_env(tmp_path: Path) -> None:
@@ -92,7 +93,8 @@ def test_clusters_file_with_credentials_and_default_url(tmp_path: Path) -> None:
         "  east: {url: 'https://east:8083', username_env: EAST_USER, password_env: EAST_PW}\n"
     )
     clusters, default = load_clusters(
-        str(f), default_url="http://main:8083", environ={"EAST_USER": "u", "EAST_PW": "env-pw"}
+        ConnectSettings(url="http://main:8083", clusters_file=str(f)),
+        environ={"EAST_USER": "u", "EAST_PW": "env-pw"},
     )
     assert default == "main"
     assert (clusters["main"].url, clusters["main"].username, clusters["main"].password) == (
@@ -118,7 +120,7 @@ def test_clusters_file_errors(tmp_path: Path, text: str, url: str | None, messag
     f = tmp_path / "c.yaml"
     f.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        load_clusters(str(f), default_url=url, environ={})
+        load_clusters(ConnectSettings(url=url, clusters_file=str(f)), environ={})
 
 
 def test_sources_skip_other_kinds_and_report_missing_paths(tmp_path: Path) -> None:
@@ -146,6 +148,19 @@ def test_basic_auth_is_sent_and_the_password_scrubbed_from_errors() -> None:
     assert "pw-Very-Secret" not in str(info.value) and "pw-Very-Secret" not in repr(settings)
 
 
-def test_a_password_inside_a_cluster_url_is_a_secret_too() -> None:
-    settings = {"default": ClusterSettings(name="default", url="http://admin:url-Pass-777@connect:8083")}
-    assert credential_values(settings) == {"url-Pass-777"}
+def test_a_password_inside_a_cluster_url_becomes_basic_auth_and_a_secret(tmp_path: Path) -> None:
+    f = tmp_path / "clusters.yaml"
+    f.write_text("clusters:\n  east: {url: 'https://ops:p%40ss-East-9@east:8083/'}\n")
+    from reconciler.entrypoints.flags import settings_from_values  # noqa: PLC0415
+
+    settings = settings_from_values(
+        {"connect_url": "http://admin:url-P%40ss-777@connect:8083", "clusters_file": str(f)}
+    )
+    assert "url-P" not in repr(settings) and settings.connect.url == "http://connect:8083"
+    clusters, _ = load_clusters(settings.connect, environ={})
+    main, east = clusters["default"], clusters["east"]
+    assert (main.url, main.username, main.password) == ("http://connect:8083", "admin", "url-P@ss-777")
+    assert (east.url, east.username, east.password) == ("https://east:8083/", "ops", "p@ss-East-9")
+    # Both the decoded and the percent-encoded form are scrubbed wherever they appear.
+    assert {"url-P@ss-777", "url-P%40ss-777", "p@ss-East-9", "p%40ss-East-9"} <= credential_values(clusters)
+    assert "url-P" not in repr(main) and "p@ss" not in repr(east)

@@ -66,7 +66,7 @@ def test_expand_query_repeats_the_parameter() -> None:
     live = client.list_expanded()
     assert seen[0].url.query == b"expand=info&expand=status"
     assert live["a"].config == {"name": "a", "tasks.max": "1"} and live["a"].state == "RUNNING"
-    assert live["a"].tasks == ("FAILED",) and live["a"].type == "sink"
+    assert live["a"].tasks == ("FAILED",)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_expand_query_repeats_the_parameter() -> None:
             True,
             "Error writing",
         ),
-        (503, None, "starting", ConnectApiError, True, "HTTP 503"),
+        (503, None, "starting", ConnectUnavailable, True, "HTTP 503"),
         (
             415,
             {"error_code": 415, "message": "HTTP 415 Unsupported Media Type"},
@@ -223,7 +223,10 @@ def test_non_json_success_body_is_an_error() -> None:
 
 def test_get_connector_without_status_has_unknown_state() -> None:
     responses = iter(
-        [httpx.Response(200, json={"name": "x"}), httpx.Response(404, json={"message": "No status found"})]
+        [
+            httpx.Response(200, json={"name": "x"}),
+            httpx.Response(404, json={"error_code": 404, "message": "No status found"}),
+        ]
     )
     client = ConnectClient(
         httpx.Client(base_url="http://c", transport=httpx.MockTransport(lambda r: next(responses)))

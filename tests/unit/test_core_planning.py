@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.core.planning import build_plan, diff_config, state_action
+from reconciler.core.planning import build_plan, diff_config, state_action, unconverged
 from reconciler.core.redaction import Redactor, mask
+from reconciler.core.versions import kafka_version
 from reconciler.model import (
     ActionKind,
     ClusterState,
+    CreateMethod,
     DesiredConnector,
     DesiredState,
     LiveConnector,
@@ -117,6 +119,10 @@ def test_diff_masks_secrets_by_key_and_by_value() -> None:
         (DesiredState.PAUSED, "FAILED", ActionKind.PAUSE),
         (DesiredState.STOPPED, "STOPPED", None),
         (DesiredState.STOPPED, "RUNNING", ActionKind.STOP),
+        # Right after a rebalance: the target state is not visible, so no guess is written.
+        (DesiredState.PAUSED, "UNASSIGNED", None),
+        (DesiredState.STOPPED, "UNASSIGNED", None),
+        (DesiredState.STOPPED, "RESTARTING", None),
     ],
 )
 def test_state_action(want: DesiredState, live_state: str, kind: ActionKind | None) -> None:
@@ -153,3 +159,57 @@ def test_short_secret_values_do_not_mask_ordinary_fields() -> None:
 def test_ordinary_values_are_never_scrubbed_from_text() -> None:
     r = Redactor(frozenset({"true", "12345", "on"}))
     assert r.scrub("enabled=true tasks=12345 on") == "enabled=true tasks=12345 on"
+
+
+def test_unassigned_after_a_rebalance_is_waiting_not_a_state_write() -> None:
+    plan = build_plan([desired(state=DesiredState.STOPPED)], cluster(live(state="UNASSIGNED")), redactor=R)
+    (cp,) = plan.connectors
+    assert cp.actions == () and cp.waiting == "waiting for assignment"
+    assert unconverged([desired(state=DesiredState.STOPPED)], cluster(live(state="UNASSIGNED"))) == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("version", "via", "steps"),
+    [
+        ("4.1.2", CreateMethod.POST_INITIAL_STATE, ("POST /connectors (initial_state PAUSED)",)),
+        ("3.7.0", CreateMethod.POST_INITIAL_STATE, ("POST /connectors (initial_state PAUSED)",)),
+        ("3.6.2", CreateMethod.PUT_THEN_STATE, ("PUT /connectors/c/config", "PUT /connectors/c/pause")),
+        # Confluent Platform 7.6 is Kafka 3.6: no initial_state, whatever "7.6" suggests.
+        ("7.6.0-ccs", CreateMethod.PUT_THEN_STATE, ("PUT /connectors/c/config", "PUT /connectors/c/pause")),
+        ("7.7.1-ce", CreateMethod.POST_INITIAL_STATE, ("POST /connectors (initial_state PAUSED)",)),
+        (None, CreateMethod.PUT_THEN_STATE, ("PUT /connectors/c/config", "PUT /connectors/c/pause")),
+    ],
+)
+def test_the_plan_carries_the_wire_steps_of_a_create(
+    version: str | None, via: CreateMethod, steps: tuple[str, ...]
+) -> None:
+    state = {"default": ClusterState("default", {}, version)}
+    (cp,) = build_plan([desired(state=DesiredState.PAUSED)], state, redactor=R).connectors
+    (action,) = cp.actions
+    assert action.create_via is via and action.wire_steps == steps
+
+
+@pytest.mark.parametrize(
+    ("version", "kafka"),
+    [
+        ("4.1.2", (4, 1)),
+        ("3.9.0", (3, 9)),
+        ("7.6.0-ccs", (3, 6)),
+        ("7.9.1-ce", (3, 9)),
+        ("8.0.0-ccs", (4, 0)),
+        ("6.2.4-ccs", (2, 8)),
+        ("5.5.1-ccs", (2, 5)),
+        ("4.1.0-SNAPSHOT", (4, 1)),  # an Apache build: no Confluent suffix
+        ("garbage", None),
+        ("", None),
+    ],
+)
+def test_kafka_version_maps_confluent_releases(version: str, kafka: tuple[int, int] | None) -> None:
+    assert kafka_version(version) == kafka
+
+
+def test_a_connector_created_paused_without_tasks_is_settled() -> None:
+    paused = desired(state=DesiredState.PAUSED)
+    assert unconverged([paused], cluster(LiveConnector("c", paused.config, "PAUSED", ()))) == []
+    running = desired()
+    assert unconverged([running], cluster(LiveConnector("c", running.config, "RUNNING", ()))) == ["c"]

@@ -5,18 +5,21 @@ from __future__ import annotations
 import httpx
 
 from reconciler.executor import apply_plan, execute_action
-from reconciler.model import Action, ActionKind, ConnectorPlan, DesiredState, Plan, Report
+from reconciler.model import Action, ActionKind, ConnectorPlan, CreateMethod, DesiredState, Plan, Report
 from reconciler.retrying import RetryPolicy
 from tests.fake_connect import FakeConnect
 
 NO_WAIT = RetryPolicy(sleep=lambda s: None, max_attempts=5)
 CFG = {"name": "c", "connector.class": "X", "tasks.max": "1"}
+POST, PUT = CreateMethod.POST_INITIAL_STATE, CreateMethod.PUT_THEN_STATE
 
 
 def test_create_uses_post_with_initial_state_on_new_workers() -> None:
     fake = FakeConnect()
     out = execute_action(
-        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.PAUSED), fake.client(), retry=NO_WAIT
+        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.PAUSED, POST),
+        fake.client(),
+        retry=NO_WAIT,
     )
     assert out.ok and fake.writes() == ["POST /connectors"]
     assert fake.connectors["c"]["state"] == "PAUSED"
@@ -25,7 +28,9 @@ def test_create_uses_post_with_initial_state_on_new_workers() -> None:
 def test_create_on_old_workers_puts_config_then_stops() -> None:
     fake = FakeConnect(version="3.6.2")
     out = execute_action(
-        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.STOPPED), fake.client(), retry=NO_WAIT
+        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.STOPPED, PUT),
+        fake.client(),
+        retry=NO_WAIT,
     )
     assert out.ok and fake.writes() == ["PUT /connectors/c/config", "PUT /connectors/c/stop"]
 
@@ -34,13 +39,17 @@ def test_create_already_exists_converges_through_put_only_if_different() -> None
     fake = FakeConnect()
     fake.add("c", CFG)
     out = execute_action(
-        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.RUNNING), fake.client(), retry=NO_WAIT
+        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.RUNNING, POST),
+        fake.client(),
+        retry=NO_WAIT,
     )
     assert out.ok and fake.writes() == ["POST /connectors"]  # same config: no PUT, no restart
     fake2 = FakeConnect()
     fake2.add("c", {**CFG, "tasks.max": "9"})
     execute_action(
-        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.RUNNING), fake2.client(), retry=NO_WAIT
+        Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.RUNNING, POST),
+        fake2.client(),
+        retry=NO_WAIT,
     )
     assert fake2.writes() == ["POST /connectors", "PUT /connectors/c/config"]
     assert fake2.connectors["c"]["config"]["tasks.max"] == "1"
@@ -114,7 +123,11 @@ def test_one_connector_failure_does_not_stop_the_others_and_skips_its_own_later_
                 "b",
                 "default",
                 None,
-                (Action(ActionKind.CREATE, "b", "default", {**CFG, "name": "b"}, DesiredState.RUNNING),),
+                (
+                    Action(
+                        ActionKind.CREATE, "b", "default", {**CFG, "name": "b"}, DesiredState.RUNNING, POST
+                    ),
+                ),
             ),
         )
     )
@@ -150,7 +163,7 @@ def test_shutdown_finishes_the_action_in_flight_and_starts_no_new_one() -> None:
                 n,
                 "default",
                 None,
-                (Action(ActionKind.CREATE, n, "default", {**CFG, "name": n}, DesiredState.RUNNING),),
+                (Action(ActionKind.CREATE, n, "default", {**CFG, "name": n}, DesiredState.RUNNING, POST),),
             )
             for n in ("a", "b", "c")
         )

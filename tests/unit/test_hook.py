@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.entrypoints import hook, settings
+from reconciler import runtime
+from reconciler.entrypoints import hook
 from tests.fake_connect import FakeConnect
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binding_contexts"
@@ -21,12 +22,12 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binding_contexts"
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeConnect:
     fake = FakeConnect()
-    real = settings.connect_clients
+    real = runtime.connect_clients
 
     def with_fake(clusters: Any, **kwargs: Any) -> Any:
         return real(clusters, transport=httpx.MockTransport(fake.handle))
 
-    monkeypatch.setattr(settings, "connect_clients", with_fake)
+    monkeypatch.setattr(runtime, "connect_clients", with_fake)
     return fake
 
 
@@ -96,3 +97,27 @@ def test_hook_file_is_executable_and_prints_config() -> None:
     )
     assert json.loads(result.stdout)["configVersion"] == "v1"
     assert path.stat().st_mode & 0o111
+
+
+HOOK_SECRET = "hook-Log-Secret-7b2c"
+
+
+def test_hook_json_logs_hold_no_secret_even_when_connect_echoes_it(
+    fake: FakeConnect, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    echo = f"Connector configuration is invalid: Invalid value {HOOK_SECRET} for configuration topic"
+    fake.fail("POST", "/connectors", 400, {"error_code": 400, "message": echo}, times=3)
+    assert (
+        run_hook("synchronization.json", tmp_path, CONNECT_RECONCILER_SECRET_ENV="LEAKY", LEAKY=HOOK_SECRET)
+        == 0
+    )
+    err = capsys.readouterr().err
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert records and any("<secret sha256:" in json.dumps(r) for r in records)
+    assert HOOK_SECRET not in err
+
+
+def test_hook_exits_zero_for_a_permanent_500(fake: FakeConnect, tmp_path: Path) -> None:
+    body = {"error_code": 500, "message": 'Unrecognized field "x" (class ...), not marked as ignorable'}
+    fake.fail("POST", "/connectors", 500, body, times=100)
+    assert run_hook("synchronization.json", tmp_path) == 0  # retrying would send the same bytes again

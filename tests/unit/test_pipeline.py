@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 
-from reconciler.core.selectors import parse_selector
-from reconciler.model import ConfigMapDoc, RenderInputs
+from reconciler.model import ConfigMapDoc
 from reconciler.pipeline import reconcile
-from reconciler.retrying import RetryPolicy
 from tests.fake_connect import FakeConnect
-
-SEL = parse_selector("destination=connect")
-NO_WAIT = RetryPolicy(sleep=lambda s: None, max_attempts=3)
+from tests.support import runtime_for
 
 
 def doc(cm: str, connector: str, *, labels: dict[str, str] | None = None, **extra: object) -> ConfigMapDoc:
@@ -27,11 +23,8 @@ def test_deleted_configmap_deletes_its_connectors_even_after_relabel() -> None:
     report = reconcile(
         [doc("cm-kept", "kept")],
         deleted=[relabeled],
-        inputs=RenderInputs(),
-        clients={"default": fake.client()},
-        selector=SEL,
+        rt=runtime_for(fake),
         dry_run=False,
-        retry=NO_WAIT,
     )
     assert report.ok and fake.writes() == ["DELETE /connectors/gone"]
 
@@ -42,11 +35,8 @@ def test_connector_moved_to_another_configmap_is_not_deleted() -> None:
     report = reconcile(
         [doc("cm-new", "moved")],
         deleted=[doc("cm-old", "moved")],
-        inputs=RenderInputs(),
-        clients={"default": fake.client()},
-        selector=SEL,
+        rt=runtime_for(fake),
         dry_run=False,
-        retry=NO_WAIT,
     )
     assert report.ok and fake.writes() == [] and report.plan.problems == ()
 
@@ -55,11 +45,8 @@ def test_unknown_cluster_is_a_problem_for_that_connector_only() -> None:
     fake = FakeConnect()
     report = reconcile(
         [doc("a", "a", cluster="nowhere"), doc("b", "b")],
-        inputs=RenderInputs(),
-        clients={"default": fake.client()},
-        selector=SEL,
+        rt=runtime_for(fake),
         dry_run=False,
-        retry=NO_WAIT,
     )
     assert fake.writes() == ["POST /connectors"]
     assert [(p.connector, p.message) for p in report.problems] == [("a", "unknown Connect cluster 'nowhere'")]
@@ -69,10 +56,7 @@ def test_dry_run_writes_nothing() -> None:
     fake = FakeConnect()
     report = reconcile(
         [doc("a", "a")],
-        inputs=RenderInputs(),
-        clients={"default": fake.client()},
-        selector=SEL,
+        rt=runtime_for(fake),
         dry_run=True,
-        retry=NO_WAIT,
     )
     assert report.plan.has_changes and report.outcomes == () and fake.writes() == []

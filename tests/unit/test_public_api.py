@@ -23,7 +23,10 @@ def test_all_public_names_are_exported() -> None:
                 "logs",
                 "report",
                 "entrypoints",
-                "configmap_cache",
+                "watching",
+                "settings",
+                "runtime",
+                "clock",
             }
         ),
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.clients.inputs import InputSettings, load_inputs
+from reconciler.clients.inputs import load_inputs
 from reconciler.clients.sources import load_configmaps
 from reconciler.core.planning import unconverged
 from reconciler.core.selectors import parse_selector
 from reconciler.model import ClusterState, DesiredState, LiveConnector
 from reconciler.pipeline import render_all
+from reconciler.settings import InputSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

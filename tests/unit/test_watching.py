@@ -1,5 +1,6 @@
-"""The list/watch loop against a fake API (410 as an event and as an exception, bookmarks, errors with
-backoff) and the ConfigMap cache (tombstones from deletes, relabels and re-lists)."""
+"""The watching package on fakes: the list/watch stream against a fake API (410 as an event and as an
+exception, bookmarks, errors with backoff), the ConfigMap cache (tombstones from deletes, relabels and
+re-lists, dropped only when settled), and the reconcile loop on a simulated clock."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from reconciler.clients.kube import ConfigMapWatcher, WatchSettings
-from reconciler.configmap_cache import ConfigMapCache
+from reconciler.clients.kube import ConfigMapApi
+from reconciler.model import Plan, Report
+from reconciler.settings import WatchSettings
+from reconciler.watching.cache import CacheSnapshot, ConfigMapCache
+from reconciler.watching.health import Health
+from reconciler.watching.loop import ReconcileLoop
+from reconciler.watching.stream import ConfigMapStream
+from tests.fake_clock import FakeClock
 
 
 def cm(name: str, rv: str, *, ns: str = "default", label: str = "connect") -> dict[str, Any]:
@@ -59,21 +66,31 @@ class FakeCore:
         return item
 
 
-def run_script(script: list[Any]) -> tuple[list[tuple[str, Any]], FakeCore, ConfigMapWatcher]:
-    stop = threading.Event()
+def run_script(
+    script: list[Any], *, on_list: Any = None
+) -> tuple[list[tuple[str, Any]], FakeCore, ConfigMapStream, list[Any]]:
+    clock = FakeClock()
     seen: list[tuple[str, Any]] = []
-    watcher = ConfigMapWatcher(
+    errors: list[Any] = []
+    settings = WatchSettings(window_s=7, backoff_initial_s=0.01, backoff_max_s=0.02)
+    source = ConfigMapApi(
         None,  # type: ignore[arg-type]  # the API object is replaced by the fake below
         namespace="default",
         selector="destination=connect",
-        on_list=lambda ns, items: seen.append(("LIST", [i["metadata"]["name"] for i in items])),
-        on_event=lambda kind, obj: seen.append((kind, obj["metadata"]["name"])),
-        settings=WatchSettings(window_s=7, backoff_initial_s=0.01, backoff_max_s=0.02),
+        settings=settings,
     )
-    core = FakeCore(script, stop)
-    watcher.core = core  # type: ignore[assignment]
-    watcher.run(stop)
-    return seen, core, watcher
+    stream = ConfigMapStream(
+        source,
+        clock=clock,  # type: ignore[arg-type]
+        on_list=on_list or (lambda ns, items: seen.append(("LIST", [i["metadata"]["name"] for i in items]))),
+        on_event=lambda kind, obj: seen.append((kind, obj["metadata"]["name"])),
+        on_error=lambda ns, message: errors.append(message),
+        settings=settings,
+    )
+    core = FakeCore(script, clock.stop)
+    source.core = core  # type: ignore[assignment]
+    stream.run()
+    return seen, core, stream, errors
 
 
 def listing(*items: dict[str, Any], rv: str) -> FakeResponse:
@@ -81,7 +98,7 @@ def listing(*items: dict[str, Any], rv: str) -> FakeResponse:
 
 
 def test_list_then_watch_with_bookmarks_and_timeouts() -> None:
-    seen, core, _ = run_script(
+    seen, core, _, _ = run_script(
         [
             listing(cm("a", "1"), rv="10"),
             FakeResponse(
@@ -102,7 +119,7 @@ def test_list_then_watch_with_bookmarks_and_timeouts() -> None:
 
 
 def test_bookmark_advances_the_resource_version() -> None:
-    _, core, _ = run_script(
+    _, core, _, _ = run_script(
         [
             listing(rv="10"),
             FakeResponse([{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "42"}}}]),
@@ -112,7 +129,7 @@ def test_bookmark_advances_the_resource_version() -> None:
 
 
 def test_410_error_event_relists() -> None:
-    seen, core, watcher = run_script(
+    seen, core, watcher, _ = run_script(
         [
             listing(cm("a", "1"), rv="10"),
             FakeResponse([{"type": "ERROR", "object": {"code": 410, "message": "too old resource version"}}]),
@@ -124,7 +141,7 @@ def test_410_error_event_relists() -> None:
 
 
 def test_410_exception_relists_and_other_errors_back_off_and_resume() -> None:
-    seen, core, watcher = run_script(
+    seen, core, watcher, _ = run_script(
         [
             listing(rv="10"),
             ApiException(status=500, reason="etcd unavailable"),
@@ -149,7 +166,9 @@ def test_cache_tombstones() -> None:
     assert [(d.name, d.labels["destination"]) for d in snap.deleted] == [
         ("b", "connect")
     ]  # last matching state
-    cache.forget_tombstones(upto=snap.generation)
+    cache.settle([], upto=snap.generation)  # a pass that confirmed nothing keeps the tombstone
+    assert [d.name for d in cache.snapshot().deleted] == ["b"]
+    cache.settle(["default/b"], upto=snap.generation)
     assert cache.snapshot().deleted == ()
 
 
@@ -169,7 +188,7 @@ def test_tombstones_newer_than_the_reconciled_snapshot_are_kept() -> None:
     cache.apply("DELETED", cm("a", "2"))
     snap = cache.snapshot()
     cache.apply("DELETED", cm("b", "2"))  # arrives while the reconcile of `snap` runs
-    cache.forget_tombstones(upto=snap.generation)
+    cache.settle(["default/a", "default/b"], upto=snap.generation)
     assert [d.name for d in cache.snapshot().deleted] == ["b"]
 
 
@@ -181,10 +200,134 @@ def test_broken_object_is_an_error_not_a_crash() -> None:
 
 
 def test_unexpected_errors_do_not_kill_the_watch_thread() -> None:
-    seen, _, watcher = run_script(
+    seen, _, watcher, _ = run_script(
         [
             FakeResponse(body={"items": [], "metadata": {}}),  # no resourceVersion: a KeyError while listing
             listing(cm("a", "1"), rv="10"),
         ]
     )
     assert seen == [("LIST", ["a"])] and watcher.lists == 1
+
+
+def test_a_failing_list_callback_is_reported_and_the_list_retried() -> None:
+    calls: list[int] = []
+
+    def flaky(ns: str | None, items: list[dict[str, Any]]) -> None:
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise RuntimeError("cache exploded")
+
+    _, _, stream, errors = run_script(
+        [listing(cm("a", "1"), rv="10"), listing(cm("a", "1"), rv="11")], on_list=flaky
+    )
+    assert calls == [1, 1] and stream.lists == 2  # listed again, not watched from a list nobody took
+    assert errors[0] == "unexpected error: RuntimeError: cache exploded" and errors[1] is None
+
+
+def test_a_forbidden_namespace_is_reported_with_backoff() -> None:
+    _, core, _, errors = run_script([ApiException(status=403, reason="Forbidden")] * 3)
+    assert errors[:3] == ["Kubernetes API error 403: Forbidden"] * 3
+    assert len(core.calls) == 4  # three failures, backed off between them; then the script ran out
+
+
+# --- the reconcile loop ---------------------------------------------------------------------------
+
+
+def make_loop(
+    clock: FakeClock,
+    cache: ConfigMapCache,
+    results: list[Any],
+    *,
+    namespaces: tuple[str | None, ...] = ("default",),
+    resync: float = 60,
+) -> tuple[ReconcileLoop, list[CacheSnapshot]]:
+    """`results` are what successive passes return (a Report, None, or an exception to raise)."""
+    seen: list[CacheSnapshot] = []
+
+    def reconcile(snap: CacheSnapshot) -> Report | None:
+        seen.append(snap)
+        result = results.pop(0) if results else Report(Plan(()), dry_run=False)
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    health = Health(clock=clock, stale_after=120)  # type: ignore[arg-type]
+    loop = ReconcileLoop(
+        cache=cache,
+        clock=clock,  # type: ignore[arg-type]
+        health=health,
+        reconcile=reconcile,
+        namespaces=namespaces,
+        resync_seconds=resync,
+        debounce_seconds=1,
+    )
+    return loop, seen
+
+
+def test_the_loop_waits_for_every_namespace_without_spinning() -> None:
+    clock = FakeClock(horizon=60)
+    cache = ConfigMapCache()
+    cache.replace("a", [cm("x", "1", ns="a")])  # "b" is never listed (RBAC forbids it, say)
+    loop, seen = make_loop(clock, cache, [], namespaces=("a", "b"))
+    loop.run()
+    assert seen == []  # a partial view is never reconciled
+    assert len(clock.waits) <= 60 / 5 + 2, f"{len(clock.waits)} waits in 60 simulated seconds: spinning"
+
+
+def test_the_first_pass_runs_once_all_namespaces_are_listed_then_resyncs() -> None:
+    clock = FakeClock(horizon=125)
+    cache = ConfigMapCache()
+    cache.replace("a", [])
+    cache.replace("b", [cm("x", "1", ns="b")])
+    loop, seen = make_loop(clock, cache, [], namespaces=("a", "b"), resync=60)
+    loop.run()
+    assert len(seen) == 3  # at 0 s, then resyncs at 60 s and 120 s
+    assert [d.name for d in seen[0].configmaps] == ["x"]
+
+
+def test_tombstones_stay_until_a_pass_confirms_their_connectors_gone() -> None:
+    clock = FakeClock(horizon=200)
+    cache = ConfigMapCache()
+    cache.replace("default", [cm("a", "1")])
+    cache.apply("DELETED", cm("a", "2"))
+    unsettled = Report(Plan(()), dry_run=False)  # e.g. Connect could not be observed: nothing confirmed
+    settled = Report(Plan(()), dry_run=False, settled_deletions=frozenset({"default/a"}))
+    loop, seen = make_loop(clock, cache, [unsettled, None, RuntimeError("boom"), settled], resync=30)
+    loop.run()
+    assert [len(s.deleted) for s in seen[:5]] == [1, 1, 1, 1, 0]
+    assert cache.tombstones == 0
+
+
+def test_a_crashing_pass_is_reported_by_readiness_and_the_loop_goes_on() -> None:
+    clock = FakeClock(horizon=45)
+    cache = ConfigMapCache()
+    cache.replace("default", [])
+    loop, seen = make_loop(clock, cache, [RuntimeError("boom")], resync=30)
+    loop.run()
+    assert len(seen) == 2 and loop.health.ready
+    clock2 = FakeClock(horizon=10)
+    cache2 = ConfigMapCache()
+    cache2.replace("default", [])
+    loop2, _ = make_loop(clock2, cache2, [RuntimeError("boom")], resync=30)
+    loop2.run()
+    assert not loop2.health.ready and "the last pass failed: RuntimeError" in loop2.health.readiness_text()
+
+
+def test_an_edit_is_debounced_then_reconciled() -> None:
+    clock = FakeClock(horizon=20)
+    cache = ConfigMapCache()
+    cache.replace("default", [cm("a", "1")])
+    passes: list[float] = []
+    loop, seen = make_loop(clock, cache, [], resync=1000)
+    original = loop.reconcile
+
+    def recording(snap: CacheSnapshot) -> Report | None:
+        passes.append(clock.t)
+        if len(passes) == 1:
+            cache.apply("MODIFIED", cm("a", "2"))  # an edit arrives during the first pass
+        return original(snap)
+
+    loop.reconcile = recording
+    loop.run()
+    assert passes == [0.0, 1.0]  # the edit ran after the 1 s debounce, not at the next resync
+    assert seen[1].configmaps[0].data == {"k": "{}"} and len(seen) == 2

@@ -1,13 +1,16 @@
 """The watcher's view of the selected ConfigMaps: current objects, and tombstones of removed ones.
 
-Thread-safe (watch threads write, the reconcile worker reads). A ConfigMap that is deleted, relabeled
+Thread-safe (watch threads write, the reconcile loop reads). A ConfigMap that is deleted, relabeled
 out of the selector, or found missing by a re-list leaves a tombstone (its last state), so the next
-reconcile deletes its connectors; tombstones are forgotten once a reconcile that saw them succeeded.
+reconcile deletes its connectors. A tombstone goes only when a reconcile reports its connectors
+confirmed absent by Connect (`Report.settled_deletions`) — never merely because nothing failed: a pass
+that could not observe Connect, or could not render the last state, keeps it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +87,16 @@ class ConfigMapCache:
                     errors.append(exc)
         return CacheSnapshot(tuple(docs), tuple(deleted), tuple(errors), generation)
 
-    def forget_tombstones(self, *, upto: int) -> None:
-        """After a successful reconcile of generation `upto`: its deletions are done."""
+    def settle(self, refs: Iterable[str], *, upto: int) -> None:
+        """Forget the tombstones of `refs`, confirmed deleted by a reconcile of generation `upto`; a
+        tombstone laid after that snapshot (the ConfigMap came back and went again) stays."""
         with self._lock:
-            self._tombstones = {r: (g, o) for r, (g, o) in self._tombstones.items() if g > upto}
+            for ref in refs:
+                entry = self._tombstones.get(ref)
+                if entry is not None and entry[0] <= upto:
+                    del self._tombstones[ref]
+
+    @property
+    def tombstones(self) -> int:
+        with self._lock:
+            return len(self._tombstones)

@@ -1,0 +1,186 @@
+"""Every flag of every entry point, declared once: the CLI's argparse parser and the hook's environment
+reader are both built from this table, and both produce the same `Settings` tree.
+
+Edge (reads the environment it is given). Each flag can also be set as CONNECT_RECONCILER_<FLAG>
+(`--connect-url` -> CONNECT_RECONCILER_CONNECT_URL); repeatable flags take ':'-separated lists there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN
+from reconciler.errors import ConfigError
+from reconciler.settings import (
+    ConnectSettings,
+    InputSettings,
+    LogSettings,
+    Settings,
+    WatchSettings,
+    split_userinfo,
+)
+
+ENV_PREFIX = "CONNECT_RECONCILER_"
+COMMON, REMOTE, RUN = "common", "remote", "run"
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    name: str
+    help: str
+    default: str | None = None
+    scope: str = COMMON
+    many: bool = False
+    kind: Callable[[str], Any] = str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def dest(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("--selector", "label selector for connector ConfigMaps", "destination=connect"),
+    Flag("--properties-dir", "directory of *.properties files bound as $VARS (repeatable)", many=True),
+    Flag(
+        "--secret-dir",
+        "mounted Secret volume, [NAME=]PATH, read as $secrets.NAME.KEY (repeatable)",
+        many=True,
+    ),
+    Flag(
+        "--files-dir",
+        "mounted ConfigMap volume, [NAME=]PATH, read as $files.NAME.KEY (repeatable)",
+        many=True,
+    ),
+    Flag("--env-allow", "regex of environment variable names templates may read", ".*"),
+    Flag(
+        "--secret-env-pattern",
+        "regex of env/property variable names whose values are secret",
+        DEFAULT_SECRET_NAME_PATTERN,
+    ),
+    Flag("--secret-env", "an environment variable whose value is secret (repeatable)", many=True),
+    Flag("--log-level", "log level", "warning", choices=("debug", "info", "warning", "error")),
+    Flag("--log-format", "log format", "console", choices=("console", "json")),
+    Flag("--connect-url", "URL of the default Kafka Connect cluster", scope=REMOTE),
+    Flag("--clusters-file", "YAML file naming Connect clusters with URL, auth and TLS", scope=REMOTE),
+    Flag("--retry-seconds", "total time budget for retrying one request", "120", REMOTE, kind=float),
+    Flag(
+        "--namespace",
+        "namespace to watch (repeatable; '*' = all namespaces; default: default)",
+        None,
+        RUN,
+        many=True,
+    ),
+    Flag("--kubeconfig", "kubeconfig file (default: in-cluster, then ~/.kube/config)", scope=RUN),
+    Flag(
+        "--resync-seconds",
+        "reconcile at least this often, repairing drift made in Connect",
+        "60",
+        RUN,
+        kind=float,
+    ),
+    Flag(
+        "--debounce-seconds",
+        "wait this long after an event for more before reconciling",
+        "1",
+        RUN,
+        kind=float,
+    ),
+    Flag("--health-address", "HOST:PORT for /healthz and /readyz ('' disables)", "0.0.0.0:8080", RUN),
+    Flag("--resync-crontab", "the hook's resync schedule (shell-operator crontab)", "* * * * *", RUN),
+)
+
+
+def _env_value(flag: Flag, environ: Mapping[str, str]) -> Any:
+    raw = environ.get(flag.env)
+    if flag.many:
+        return [v for v in (raw or "").split(os.pathsep) if v]
+    return raw if raw is not None else flag.default
+
+
+def add_flags(parser: argparse.ArgumentParser, scope: str, environ: Mapping[str, str]) -> None:
+    for flag in FLAGS:
+        if flag.scope != scope:
+            continue
+        default = _env_value(flag, environ)
+        shown = f" (default {flag.default})" if flag.default not in (None, "") else ""
+        kwargs: dict[str, Any] = {"default": default, "help": f"{flag.help}{shown} [env {flag.env}]"}
+        if flag.many:
+            # An empty list from the env means "not set": argparse then keeps None for --namespace.
+            kwargs.update(action="append", default=default or None)
+        else:
+            # argparse applies `type=` to string defaults too, so a bad env value fails like a bad flag.
+            kwargs["type"] = flag.kind
+        if flag.choices:
+            kwargs["choices"] = list(flag.choices)
+        parser.add_argument(flag.name, **kwargs)
+
+
+def _namespaces(values: list[str] | None) -> tuple[str | None, ...]:
+    names = values or ["default"]
+    return (None,) if "*" in names else tuple(names)
+
+
+def settings_from_values(values: Mapping[str, Any]) -> Settings:
+    """The settings tree from flag values keyed by `Flag.dest` (absent keys take the defaults)."""
+
+    def many(dest: str) -> tuple[str, ...]:
+        return tuple(values.get(dest) or ())
+
+    url = values.get("connect_url")
+    username = password = None
+    if url:
+        url, username, password = split_userinfo(url)
+    return Settings(
+        selector=values.get("selector") or "destination=connect",
+        inputs=InputSettings(
+            properties_dirs=many("properties_dir"),
+            secret_dirs=many("secret_dir"),
+            files_dirs=many("files_dir"),
+            env_allow=values.get("env_allow", ".*"),
+            secret_env_pattern=values.get("secret_env_pattern", DEFAULT_SECRET_NAME_PATTERN),
+            secret_env=many("secret_env"),
+        ),
+        connect=ConnectSettings(
+            url=url,
+            clusters_file=values.get("clusters_file"),
+            retry_seconds=float(values.get("retry_seconds", 120.0)),
+            username=username,
+            password=password,
+        ),
+        watch=WatchSettings(
+            namespaces=_namespaces(values.get("namespace")),
+            kubeconfig=values.get("kubeconfig"),
+            resync_seconds=float(values.get("resync_seconds", 60.0)),
+            debounce_seconds=float(values.get("debounce_seconds", 1.0)),
+            health_address=values.get("health_address", "0.0.0.0:8080"),
+            resync_crontab=values.get("resync_crontab", "* * * * *"),
+        ),
+        logging=LogSettings(
+            level=values.get("log_level", "warning"), format=values.get("log_format", "console")
+        ),
+    )
+
+
+def settings_from_environ(environ: Mapping[str, str]) -> Settings:
+    """For the hook, which has no command line: every flag from its CONNECT_RECONCILER_* variable."""
+    values: dict[str, Any] = {}
+    for flag in FLAGS:
+        value = _env_value(flag, environ)
+        if value is not None and not flag.many:
+            try:
+                value = flag.kind(value)
+            except ValueError:
+                raise ConfigError(f"{flag.env}={value!r}: expected a {flag.kind.__name__}") from None
+            if flag.choices and value not in flag.choices:
+                raise ConfigError(f"{flag.env}={value!r}: expected one of {', '.join(flag.choices)}")
+        values[flag.dest] = value
+    return settings_from_values(values)

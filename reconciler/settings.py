@@ -1,0 +1,84 @@
+"""The reconciler's settings: one typed, frozen tree, built once per process from flags and environment.
+
+Pure data (the pattern of kopf's `OperatorSettings`): `entrypoints/flags.py` builds it, everything else
+reads it. Credentials never show in a `repr`: a password written into a Connect URL is split off here,
+when the tree is built, and kept in a field that `repr` leaves out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from reconciler.core.redaction import DEFAULT_SECRET_NAME_PATTERN
+
+
+@dataclass(frozen=True, slots=True)
+class InputSettings:
+    """Where template inputs come from (read by `clients/inputs.py`)."""
+
+    properties_dirs: Sequence[str] = ()
+    secret_dirs: Sequence[str] = ()
+    files_dirs: Sequence[str] = ()
+    env_allow: str = ".*"
+    secret_env_pattern: str = DEFAULT_SECRET_NAME_PATTERN
+    secret_env: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSettings:
+    """How to reach Kafka Connect: `url` never carries credentials (see `split_userinfo`)."""
+
+    url: str | None = None
+    clusters_file: str | None = None
+    retry_seconds: float = 120.0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """The watcher: what to watch, how often to resync, and the list/watch stream's timing."""
+
+    namespaces: tuple[str | None, ...] = ("default",)  # None: all namespaces
+    kubeconfig: str | None = None
+    resync_seconds: float = 60.0
+    debounce_seconds: float = 1.0
+    health_address: str = "0.0.0.0:8080"
+    resync_crontab: str = "* * * * *"  # the hook's schedule binding
+    window_s: int = 300  # server-side timeoutSeconds of one watch request
+    connect_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "warning"
+    format: str = "console"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    selector: str = "destination=connect"
+    inputs: InputSettings = field(default_factory=InputSettings)
+    connect: ConnectSettings = field(default_factory=ConnectSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    logging: LogSettings = field(default_factory=LogSettings)
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """`https://user:p%40ss@host/` -> (`https://host/`, `user`, `p@ss`): credentials become basic auth, so
+    the URL that is printed, logged and passed around never holds them (in any encoding)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port is not None else "")
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return bare, user, password

@@ -1,0 +1,93 @@
+"""The watcher's reconcile loop: when to run a pass over the whole cached set.
+
+Orchestration with an injected clock (unit-tested on simulated time). Rules:
+- never reconcile a partial view: nothing runs until every watched namespace has been listed once —
+  and the loop *waits* for that (on the cache's change event), it does not spin;
+- after a change, wait `debounce_seconds` for more (a `kubectl apply -k` is many events), then run;
+- with no change, run every `resync_seconds` anyway, which repairs drift made directly in Connect;
+- a pass reports which deleted ConfigMaps Connect confirmed gone; only those tombstones are dropped;
+- a pass that fails unexpectedly is logged and retried at the next tick; the loop never dies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from reconciler.clock import Clock
+from reconciler.model import Report
+from reconciler.watching.cache import CacheSnapshot, ConfigMapCache
+from reconciler.watching.health import Health
+
+log = structlog.get_logger("reconciler.watcher")
+
+Pass = Callable[[CacheSnapshot], Report | None]  # None: the pass could not run (settings not loadable)
+
+TICK_S = 5.0  # the longest the loop waits without ticking liveness
+
+
+class ReconcileLoop:
+    def __init__(
+        self,
+        *,
+        cache: ConfigMapCache,
+        clock: Clock,
+        health: Health,
+        reconcile: Pass,
+        namespaces: Sequence[str | None],
+        resync_seconds: float,
+        debounce_seconds: float,
+    ) -> None:
+        self.cache = cache
+        self.clock = clock
+        self.health = health
+        self.reconcile = reconcile
+        self.namespaces = tuple(namespaces)
+        self.resync_seconds = resync_seconds
+        self.debounce_seconds = debounce_seconds
+        self.passes = 0
+
+    def _all_listed(self) -> bool:
+        return all(ns in self.cache.listed for ns in self.namespaces)
+
+    def run_pass(self) -> Report | None:
+        snap = self.cache.snapshot()
+        try:
+            report = self.reconcile(snap)
+        except Exception as exc:  # one broken pass must not end the watcher
+            log.exception("reconcile pass failed", error=f"{type(exc).__name__}: {exc}")
+            self.health.problem("reconcile", f"the last pass failed: {type(exc).__name__}")
+            return None
+        self.passes += 1
+        if report is None:
+            return None
+        self.health.problem("reconcile", None)
+        self.health.ready_once = True
+        self.cache.settle(report.settled_deletions, upto=snap.generation)
+        return report
+
+    def run(self) -> None:
+        stop = self.clock.stop
+        last: float | None = None
+        while not stop.is_set():
+            self.health.beat()
+            if not self._all_listed():
+                # Cleared before the check, so a list that lands after it wakes the wait below.
+                self.cache.dirty.clear()
+                if not self._all_listed():
+                    self.clock.wait(self.cache.dirty, TICK_S)
+                    continue
+                self.cache.dirty.set()
+            now = self.clock.monotonic()
+            due = 0.0 if last is None else last + self.resync_seconds - now
+            if not self.cache.dirty.is_set() and due > 0:
+                self.clock.wait(self.cache.dirty, min(due, TICK_S))
+                continue
+            if self.cache.dirty.is_set() and last is not None:
+                self.clock.wait(stop, self.debounce_seconds)  # let a burst of events settle
+            self.cache.dirty.clear()
+            if stop.is_set():
+                break
+            self.run_pass()
+            last = self.clock.monotonic()
