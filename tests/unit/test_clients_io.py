@@ -164,3 +164,18 @@ def test_a_password_inside_a_cluster_url_becomes_basic_auth_and_a_secret(tmp_pat
     # Both the decoded and the percent-encoded form are scrubbed wherever they appear.
     assert {"url-P@ss-777", "url-P%40ss-777", "p@ss-East-9", "p%40ss-East-9"} <= credential_values(clusters)
     assert "url-P" not in repr(main) and "p@ss" not in repr(east)
+
+
+def test_a_missing_ca_file_or_an_unreadable_properties_file_is_one_clear_config_error(tmp_path: Path) -> None:
+    settings = ClusterSettings(name="main", url="https://c:8083", ca_file=str(tmp_path / "nope.crt"))
+    with pytest.raises(ConfigError, match=r"cluster main: cannot load TLS files \(.*nope.crt\)"):
+        http_client(settings)
+    props = tmp_path / "props"
+    props.mkdir()
+    (props / "bad.properties").write_bytes(b"a=\\u12G4\n")
+    with pytest.raises(ConfigError, match=r"properties file .*bad.properties: line 1: malformed"):
+        load_inputs(InputSettings(properties_dirs=[str(props)]), environ={})
+    (props / "bad.properties").unlink()
+    (props / "dir.properties").mkdir()  # a directory named *.properties
+    with pytest.raises(ConfigError, match=r"properties file .*dir.properties: cannot read"):
+        load_inputs(InputSettings(properties_dirs=[str(props)]), environ={})
