@@ -35,31 +35,42 @@ log = structlog.get_logger("reconciler.executor")
 _STATE_AFTER = {ActionKind.PAUSE: "PAUSED", ActionKind.STOP: "STOPPED", ActionKind.RESUME: "RUNNING"}
 
 
-def _already_done(action: Action, client: ConnectClient) -> bool:
-    """After an unknown outcome: did the write land anyway?"""
-    if action.kind is ActionKind.DELETE:
-        return action.connector not in client.list_names()
-    live = client.get_connector(action.connector)
-    if live is None:
-        return False
-    if action.kind in (ActionKind.CREATE, ActionKind.UPDATE):
-        return dict(live.config) == dict(action.config or {})
-    return live.state == _STATE_AFTER.get(action.kind)
-
-
-def _put_then_state(action: Action, client: ConnectClient, state: DesiredState) -> None:
-    client.put_config(action.connector, action.config or {})
+def _set_initial_state(action: Action, client: ConnectClient) -> None:
+    """The second step of a create by PUT (pause and stop are idempotent, so resending one is harmless)."""
+    state = action.initial_state or DesiredState.RUNNING
     if state is DesiredState.PAUSED:
         client.pause(action.connector)
     elif state is DesiredState.STOPPED:
         client.stop(action.connector)
 
 
+def _put_then_state(action: Action, client: ConnectClient) -> None:
+    client.put_config(action.connector, action.config or {})
+    _set_initial_state(action, client)
+
+
+def _finished_after_unknown(action: Action, client: ConnectClient) -> bool:
+    """After an unknown outcome: re-read; True when the write landed and nothing is left to send. A create
+    by PUT whose config landed still needs its pause/stop step, which is sent here (never the config again)."""
+    if action.kind is ActionKind.DELETE:
+        return action.connector not in client.list_names()
+    live = client.get_connector(action.connector)
+    if live is None:
+        return False
+    if action.kind in (ActionKind.CREATE, ActionKind.UPDATE):
+        if dict(live.config) != dict(action.config or {}):
+            return False
+        if action.kind is ActionKind.CREATE and action.create_via is not CreateMethod.POST_INITIAL_STATE:
+            _set_initial_state(action, client)
+        return True
+    return live.state == _STATE_AFTER.get(action.kind)
+
+
 def _create(action: Action, client: ConnectClient) -> None:
     config = action.config or {}
     state = action.initial_state or DesiredState.RUNNING
     if action.create_via is not CreateMethod.POST_INITIAL_STATE:
-        _put_then_state(action, client, state)
+        _put_then_state(action, client)
         return
     try:
         client.create(action.connector, config, initial_state=state.value)
@@ -67,7 +78,7 @@ def _create(action: Action, client: ConnectClient) -> None:
         if "initial_state" not in str(exc):
             raise
         log.warning("the worker refused initial_state; creating with PUT", connector=action.connector)
-        _put_then_state(action, client, state)
+        _put_then_state(action, client)
     except ConnectConflict as exc:
         if not exc.already_exists:
             raise
@@ -97,7 +108,7 @@ def execute_action(action: Action, client: ConnectClient, *, retry: RetryPolicy)
 
     def attempt() -> None:
         nonlocal unknown
-        if unknown and _already_done(action, client):
+        if unknown and _finished_after_unknown(action, client):
             log.info("an earlier attempt took effect; not sending it again", connector=action.connector)
             return
         try:

@@ -80,7 +80,9 @@ def load_inputs(
     for name in secret_names(env, pattern=settings.secret_env_pattern) | set(settings.secret_env):
         if name in env:
             secret_values.add(env[name])
-    secret_values.update(variables[n] for n in secret_names(variables, pattern=settings.secret_env_pattern))
+    for name in secret_names(variables, pattern=settings.secret_env_pattern):
+        # Java keeps a value's trailing whitespace; a template may well strip it: hunt for both.
+        secret_values.update({variables[name], variables[name].strip()})
     secret_values.update(jaas_credentials(variables).values())
     for volume in secrets.values():
         for value in volume.values():

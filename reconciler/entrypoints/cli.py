@@ -17,7 +17,16 @@ import httpx
 from reconciler.clients.sources import load_configmaps
 from reconciler.core.planning import unconverged
 from reconciler.core.redaction import Redactor
-from reconciler.entrypoints.flags import COMMON, ENV_PREFIX, REMOTE, RUN, add_flags, settings_from_values
+from reconciler.entrypoints.flags import (
+    COMMON,
+    PLAN,
+    REMOTE,
+    RUN,
+    STATUS,
+    add_flags,
+    env_list,
+    settings_from_values,
+)
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import ConfigMapDoc, Problem
@@ -29,29 +38,15 @@ from reconciler.settings import Settings
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
-def _env_list(environ: Mapping[str, str], name: str) -> list[str]:
-    return [v for v in environ.get(ENV_PREFIX + name, "").split(":") if v]
-
-
-def _env_flag(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(ENV_PREFIX + name, "").lower() in {"1", "true", "yes", "on"}
-
-
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "paths",
         nargs="*",
-        default=_env_list(environ, "PATHS"),
+        default=env_list(environ, "PATHS"),
         help="ConfigMap YAML files or directories (env CONNECT_RECONCILER_PATHS, ':'-separated)",
     )
     add_flags(common, COMMON, environ)
-    common.add_argument(
-        "--output", "-o", default=environ.get(ENV_PREFIX + "OUTPUT", "text"), choices=["text", "json"]
-    )
-    common.add_argument(
-        "--color", default=environ.get(ENV_PREFIX + "COLOR", "auto"), choices=["auto", "always", "never"]
-    )
     remote = argparse.ArgumentParser(add_help=False)
     add_flags(remote, REMOTE, environ)
 
@@ -59,20 +54,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("render", parents=[common], help="print the rendered connectors, secrets masked")
     plan = sub.add_parser("plan", parents=[common, remote], help="dry run: show what apply would change")
-    plan.add_argument(
-        "--validate",
-        action="store_true",
-        default=_env_flag(environ, "VALIDATE"),
-        help="also run Connect's config validation for every desired connector",
-    )
+    add_flags(plan, PLAN, environ)
     sub.add_parser("apply", parents=[common, remote], help="make Kafka Connect match the ConfigMaps")
     status = sub.add_parser("status", parents=[common, remote], help="live state of every declared connector")
-    status.add_argument(
-        "--wait",
-        type=float,
-        default=environ.get(ENV_PREFIX + "WAIT", "0"),
-        help="seconds to wait for every connector to reach its desired state (exit 1 if not)",
-    )
+    add_flags(status, STATUS, environ)
     watch = sub.add_parser(
         "run", parents=[common, remote], help="watch ConfigMaps in Kubernetes and reconcile continuously"
     )

@@ -25,7 +25,9 @@ from reconciler.settings import (
 )
 
 ENV_PREFIX = "CONNECT_RECONCILER_"
-COMMON, REMOTE, RUN = "common", "remote", "run"
+# Which commands take a flag: every one, those that talk to Connect, `run` (and the hook), plan, status.
+COMMON, REMOTE, RUN, PLAN, STATUS = "common", "remote", "run", "plan", "status"
+_TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class Flag:
     many: bool = False
     kind: Callable[[str], Any] = str
     choices: tuple[str, ...] = ()
+    switch: bool = False  # takes no value; in the environment 1/true/yes/on
+    short: str | None = None
 
     @property
     def dest(self) -> str:
@@ -69,6 +73,21 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--secret-env", "an environment variable whose value is secret (repeatable)", many=True),
     Flag("--log-level", "log level", "warning", choices=("debug", "info", "warning", "error")),
     Flag("--log-format", "log format", "console", choices=("console", "json")),
+    Flag("--output", "output format", "text", choices=("text", "json"), short="-o"),
+    Flag("--color", "colour the output", "auto", choices=("auto", "always", "never")),
+    Flag(
+        "--validate",
+        "also run Connect's config validation for every desired connector",
+        scope=PLAN,
+        switch=True,
+    ),
+    Flag(
+        "--wait",
+        "seconds to wait for every connector to reach its desired state (exit 1 if not)",
+        "0",
+        STATUS,
+        kind=float,
+    ),
     Flag("--connect-url", "URL of the default Kafka Connect cluster", scope=REMOTE),
     Flag("--clusters-file", "YAML file naming Connect clusters with URL, auth and TLS", scope=REMOTE),
     Flag("--retry-seconds", "total time budget for retrying one request", "120", REMOTE, kind=float),
@@ -99,10 +118,17 @@ FLAGS: tuple[Flag, ...] = (
 )
 
 
+def env_list(environ: Mapping[str, str], name: str) -> list[str]:
+    """A list-valued variable (CONNECT_RECONCILER_<NAME>), ':'-separated."""
+    return [v for v in environ.get(ENV_PREFIX + name, "").split(os.pathsep) if v]
+
+
 def _env_value(flag: Flag, environ: Mapping[str, str]) -> Any:
-    raw = environ.get(flag.env)
     if flag.many:
-        return [v for v in (raw or "").split(os.pathsep) if v]
+        return env_list(environ, flag.dest.upper())
+    raw = environ.get(flag.env)
+    if flag.switch:
+        return raw is not None and raw.lower() in _TRUE
     return raw if raw is not None else flag.default
 
 
@@ -113,6 +139,10 @@ def add_flags(parser: argparse.ArgumentParser, scope: str, environ: Mapping[str,
         default = _env_value(flag, environ)
         shown = f" (default {flag.default})" if flag.default not in (None, "") else ""
         kwargs: dict[str, Any] = {"default": default, "help": f"{flag.help}{shown} [env {flag.env}]"}
+        names = [flag.name, flag.short] if flag.short else [flag.name]
+        if flag.switch:
+            parser.add_argument(*names, action="store_true", **kwargs)
+            continue
         if flag.many:
             # An empty list from the env means "not set": argparse then keeps None for --namespace.
             kwargs.update(action="append", default=default or None)
@@ -121,7 +151,7 @@ def add_flags(parser: argparse.ArgumentParser, scope: str, environ: Mapping[str,
             kwargs["type"] = flag.kind
         if flag.choices:
             kwargs["choices"] = list(flag.choices)
-        parser.add_argument(flag.name, **kwargs)
+        parser.add_argument(*names, **kwargs)
 
 
 def _namespaces(values: list[str] | None) -> tuple[str | None, ...]:
@@ -138,7 +168,11 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
     url = values.get("connect_url")
     username = password = None
     if url:
-        url, username, password = split_userinfo(url)
+        try:
+            url, username, password = split_userinfo(url)
+        except ValueError:
+            # The text is not echoed: it may hold a password.
+            raise ConfigError("--connect-url (CONNECT_RECONCILER_CONNECT_URL) is not a valid URL") from None
     return Settings(
         selector=values.get("selector") or "destination=connect",
         inputs=InputSettings(
@@ -175,7 +209,7 @@ def settings_from_environ(environ: Mapping[str, str]) -> Settings:
     values: dict[str, Any] = {}
     for flag in FLAGS:
         value = _env_value(flag, environ)
-        if value is not None and not flag.many:
+        if value is not None and not flag.many and not flag.switch:
             try:
                 value = flag.kind(value)
             except ValueError:

@@ -43,10 +43,17 @@ def _list_configmaps(settings: Settings) -> list[ConfigMapDoc]:
     """The full set from the API server, for contexts that carry none (no snapshots, no Synchronization)."""
     from reconciler.clients.kube import ConfigMapApi, kube_api_client  # noqa: PLC0415 - --config stays fast
 
-    api = kube_api_client(settings.watch.kubeconfig)
     docs: list[ConfigMapDoc] = []
     for ns in settings.watch.namespaces:
-        items, _ = ConfigMapApi(api, namespace=ns, selector=settings.selector, settings=settings.watch).list()
+        try:
+            api = kube_api_client(settings.watch.kubeconfig)
+            source = ConfigMapApi(api, namespace=ns, selector=settings.selector, settings=settings.watch)
+            items, _ = source.list()
+        except Exception as exc:  # any failed list: never reconcile a partial set, let shell-operator retry
+            raise ReconcilerError(
+                f"cannot list ConfigMaps in namespace {ns or '*'}: {type(exc).__name__}: "
+                f"{getattr(exc, 'reason', None) or exc}"
+            ) from None
         docs.extend(configmap_from_object(o) for o in items)
     return docs
 

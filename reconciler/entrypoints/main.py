@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import httpx
 
 from reconciler.entrypoints import cli, watcher
+from reconciler.errors import ReconcilerError
 
 
 def run(
@@ -27,7 +28,11 @@ def run(
 ) -> int:
     environ = dict(os.environ if environ is None else environ)
     args = cli.build_parser(environ).parse_args(argv)
-    settings = cli.settings_from_args(args)
+    try:
+        settings = cli.settings_from_args(args)
+    except ReconcilerError as exc:
+        print(f"error: {exc}", file=stderr or sys.stderr)
+        return 1
     if args.command == "run":
         return watcher.run_watcher(settings, environ)
     return cli.execute(

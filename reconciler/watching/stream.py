@@ -6,7 +6,8 @@ clock, so a stop ends a backoff at once and unit tests never sleep.
 - 410 Gone (as an ERROR event or an ApiException) -> re-list, which is the full state again;
 - any other failure (API error, network, a failing callback) -> `on_error(namespace, message)`, capped
   exponential backoff with jitter, then watch again from the last version (or list again if none);
-  a successful list reports `on_error(namespace, None)`, so health can show which namespace is stuck.
+  the next success (a list, a watch event, a watch window that ends normally) reports
+  `on_error(namespace, None)`, so health shows which namespace is stuck, and only while it is.
 """
 
 from __future__ import annotations
@@ -59,11 +60,18 @@ class ConfigMapStream:
         self.settings = settings or WatchSettings()
         self.rng = rng or random.Random()
         self.lists = 0  # how many full lists were made (a 410 causes one more)
+        self._failing = False
 
     def _back_off(self, delay: float, message: str) -> float:
+        self._failing = True
         self.on_error(self.namespace, message)
         self.clock.wait(self.clock.stop, delay * self.rng.uniform(0.5, 1.0))
         return min(delay * 2, self.settings.backoff_max_s)
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            self.on_error(self.namespace, None)
 
     def run(self) -> None:
         """List, then watch window after window, until the clock's stop is set."""
@@ -77,13 +85,16 @@ class ConfigMapStream:
                     self.lists += 1
                     self.on_list(self.namespace, items)
                     rv = listed_rv  # only once the callback took the list: a failure lists again
+                    self._failing = False
                     self.on_error(self.namespace, None)
                 for kind, obj, new_rv in self.source.watch(rv):
                     if kind != "BOOKMARK":
                         self.on_event(kind, obj)
                     rv = new_rv
+                    self._recovered()
                     if stop.is_set():
                         return
+                self._recovered()
                 delay = self.settings.backoff_initial_s
             except WatchExpired as exc:
                 log.info("watch expired, listing again", namespace=self.namespace, reason=str(exc))

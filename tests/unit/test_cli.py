@@ -254,6 +254,21 @@ def test_flags_from_environment(world: World) -> None:
     assert code == 2 and json.loads(out)["summary"]["create"] == 3
 
 
+def test_flags_from_environment_cover_plan_and_status_options(world: World) -> None:
+    world.write("b.yaml", configmap_yaml("cm-b", {"b.json": program("src-b", bad="1")}))
+    code, out, _ = world.cli("plan", env={"CONNECT_RECONCILER_VALIDATE": "true"})
+    assert code == 1 and "invalid bad: bad is not allowed" in out
+    with pytest.raises(SystemExit) as bad:  # argparse rejects a bad env value like a bad flag
+        world.cli("status", env={"CONNECT_RECONCILER_WAIT": "soon"})
+    assert bad.value.code == 2
+
+
+def test_a_malformed_connect_url_is_one_error_that_does_not_echo_it(world: World) -> None:
+    code, out, err = world.cli("plan", "--connect-url", "http://admin:url-Secret-42@connect:notaport")
+    assert code == 1 and "--connect-url (CONNECT_RECONCILER_CONNECT_URL) is not a valid URL" in err
+    assert "url-Secret-42" not in out + err
+
+
 def test_connect_down_is_an_error_naming_the_cluster(world: World) -> None:
     world.fake.fail("GET", "/", 503, "starting", times=50)
     code, out, _ = world.cli("plan", "--retry-seconds", "0.5")

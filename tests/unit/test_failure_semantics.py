@@ -231,3 +231,19 @@ def test_a_deletion_already_done_is_settled_by_observation() -> None:
     fake = FakeConnect()  # the connector is simply not there
     report = reconcile([], deleted=[doc("cm", "gone")], rt=runtime_for(fake), dry_run=False)
     assert report.settled_deletions == {"default/cm"} and fake.writes() == []
+
+
+def test_a_create_by_put_whose_answer_was_lost_still_gets_its_pause_and_no_second_put() -> None:
+    fake = FakeConnect(version="3.6.2")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        first_put = request.method == "PUT" and not any(r.method == "PUT" for r in fake.requests)
+        response = fake.handle(request)
+        if first_put:
+            raise httpx.ReadTimeout("timed out")  # the config landed; the client never heard
+        return response
+
+    action = Action(ActionKind.CREATE, "c", "default", CFG, DesiredState.PAUSED, CreateMethod.PUT_THEN_STATE)
+    out = execute_action(action, with_handler(fake, handle), retry=NO_WAIT)  # type: ignore[arg-type]
+    assert out.ok and fake.connectors["c"]["state"] == "PAUSED"
+    assert fake.writes() == ["PUT /connectors/c/config", "PUT /connectors/c/pause"]

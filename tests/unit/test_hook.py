@@ -121,3 +121,22 @@ def test_hook_exits_zero_for_a_permanent_500(fake: FakeConnect, tmp_path: Path) 
     body = {"error_code": 500, "message": 'Unrecognized field "x" (class ...), not marked as ignorable'}
     fake.fail("POST", "/connectors", 500, body, times=100)
     assert run_hook("synchronization.json", tmp_path) == 0  # retrying would send the same bytes again
+
+
+def test_a_failed_list_is_a_retry_not_an_empty_set(fake: FakeConnect, tmp_path: Path) -> None:
+    fake.add("orders-source", {"connector.class": "X"})
+    context = tmp_path / "context.json"
+    context.write_text(json.dumps([{"binding": "resync", "type": "Schedule"}]))  # carries no ConfigMaps
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n"
+    )
+    environ = {
+        "BINDING_CONTEXT_PATH": str(context),
+        "CONNECT_RECONCILER_CONNECT_URL": "http://connect.test",
+        "CONNECT_RECONCILER_KUBECONFIG": str(kubeconfig),
+    }
+    assert hook.main([], environ=environ) == 1
+    assert fake.writes() == []  # nothing reconciled from a list that did not happen

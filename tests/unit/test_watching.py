@@ -331,3 +331,15 @@ def test_an_edit_is_debounced_then_reconciled() -> None:
     loop.run()
     assert passes == [0.0, 1.0]  # the edit ran after the 1 s debounce, not at the next resync
     assert seen[1].configmaps[0].data == {"k": "{}"} and len(seen) == 2
+
+
+def test_a_watch_error_is_cleared_by_the_next_event_without_a_list() -> None:
+    seen, _, stream, errors = run_script(
+        [
+            listing(cm("a", "1"), rv="10"),
+            ApiException(status=500, reason="etcd hiccup"),
+            FakeResponse([{"type": "MODIFIED", "object": cm("a", "11")}]),
+        ]
+    )
+    assert stream.lists == 1 and ("MODIFIED", "a") in seen
+    assert errors[:3] == [None, "Kubernetes API error 500: etcd hiccup", None]  # not stuck "not ready"
