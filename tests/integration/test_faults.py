@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +54,11 @@ def scenario_table() -> Iterator[None]:
     lines = [
         "",
         "fault scenarios (apply through the fault proxy until exit 0; checked against Connect):",
-        f"{'scenario':<22} {'faults injected':<44} {'runs':>4} {'seconds':>8} {'writes':>6}",
+        f"{'scenario':<28} {'faults injected':<62} {'runs':>4} {'seconds':>8} {'writes':>6}",
     ]
     for r in RESULTS:
         faults = ", ".join(f"{f.value}={n}" for f, n in sorted(r.faults.items())) or "-"
-        lines.append(f"{r.scenario:<22} {faults:<44} {r.runs:>4} {r.seconds:>8.1f} {r.forwarded_writes:>6}")
+        lines.append(f"{r.scenario:<28} {faults:<62} {r.runs:>4} {r.seconds:>8.1f} {r.forwarded_writes:>6}")
     SUMMARY.extend(lines)
 
 
@@ -267,90 +267,113 @@ def test_fault_scenario_converges_truthfully(scenario: str, tmp_path: Path, conn
             fleet.cleanup()
 
 
+RestartWhen = Callable[[str, str, Fleet, FaultProxy], bool]  # (method, path, fleet, proxy) -> restart now?
+
+
+def restart_scenario(
+    label: str, when: RestartWhen, tmp_path: Path, kit: ConnectKit
+) -> tuple[Fleet, FaultProxy, int]:
+    """Seed and declare a fleet, restart the worker once from inside the proxy when `when` says so (the
+    request that triggered it is held until the port opens), apply until exit 0 checking each exit 0
+    against Connect, then the write invariants. Returns (fleet, proxy, 404s from the starting worker)."""
+    proxy = FaultProxy(kit.connect_url, hold_until_upstream=90).start()
+    fleet = Fleet(tmp_path, kit, proxy.url)
+    restarted = threading.Event()
+
+    def maybe_restart(method: str, path: str) -> None:
+        if not restarted.is_set() and when(method, path, fleet, proxy):
+            restarted.set()
+            kit.stop_worker()
+            kit.start_worker(wait=False)
+
+    try:
+        fleet.seed()
+        fleet.declare()
+        proxy.before_forward = maybe_restart
+        started = time.monotonic()
+        code, _, _ = fleet.ws.cli("apply", "--retry-seconds", "90")
+        assert restarted.is_set()
+        if code == 0:
+            fleet.assert_converged()
+            runs = 1
+        else:
+            proxy.before_forward = None
+            runs = 1 + converge(fleet)[0]
+        assert fleet.live_config(fleet.deleted) is None
+        fleet.assert_no_duplicate_writes(proxy.forwarded_writes())
+        fleet.assert_no_secret()
+        starting_404s = len([r for r in proxy.snapshot() if r.forwarded and r.upstream_status == 404])
+        writes = len(proxy.forwarded_writes())
+        RESULTS.append(
+            Result(
+                f"{label} ({starting_404s} x 404)",
+                collections.Counter(),
+                runs,
+                time.monotonic() - started,
+                writes,
+            )
+        )
+        return fleet, proxy, starting_404s
+    finally:
+        proxy.before_forward = None
+        eventually(lambda: fleet.connect.get("/health").status_code == 200, what="the worker back")
+        proxy.stop()
+        fleet.cleanup()
+
+
 def test_worker_restart_when_the_delete_arrives(tmp_path: Path, connect_kit: ConnectKit) -> None:
     """The worker restarts exactly as the DELETE reaches it: the held DELETE lands in the 1-2 s in which the
     starting worker answers every request with Jetty's HTML 404 and does nothing. That 404 must not be
     taken for "gone": apply retries until Connect itself confirms, and its exit code tells the truth."""
-    with FaultProxy(connect_kit.connect_url, hold_until_upstream=90) as proxy:
-        fleet = Fleet(tmp_path, connect_kit, proxy.url)
-        restarted = threading.Event()
-
-        def restart_on_delete(method: str, path: str) -> None:
-            if method == "DELETE" and fleet.deleted in path and not restarted.is_set():
-                restarted.set()
-                connect_kit.stop_worker()
-                connect_kit.start_worker(wait=False)  # the request is held until the port opens
-
-        try:
-            fleet.seed()
-            fleet.declare()
-            proxy.before_forward = restart_on_delete
-            started = time.monotonic()
-            code, _, _ = fleet.ws.cli("apply", "--retry-seconds", "90")
-            assert restarted.is_set()
-            foreign_404s = [r for r in proxy.snapshot() if r.forwarded and r.upstream_status == 404]
-            if code == 0:
-                fleet.assert_converged()
-                runs = 1
-            else:
-                proxy.before_forward = None
-                runs = 1 + converge(fleet)[0]
-            assert fleet.live_config(fleet.deleted) is None
-            fleet.assert_no_duplicate_writes(proxy.forwarded_writes())
-            fleet.assert_no_secret()
-            RESULTS.append(
-                Result(
-                    f"restart at DELETE ({len(foreign_404s)} x 404)",
-                    collections.Counter(),
-                    runs,
-                    time.monotonic() - started,
-                    len(proxy.forwarded_writes()),
-                )
-            )
-            assert foreign_404s, "no request landed in the starting worker's 404 window"
-        finally:
-            proxy.before_forward = None
-            eventually(lambda: fleet.connect.get("/health").status_code == 200, what="the worker back")
-            fleet.cleanup()
+    _, _, starting_404s = restart_scenario(
+        "restart at DELETE",
+        lambda method, path, fleet, _proxy: method == "DELETE" and fleet.deleted in path,
+        tmp_path,
+        connect_kit,
+    )
+    assert starting_404s, "no request landed in the starting worker's 404 window"
 
 
 def test_worker_restart_during_an_apply(tmp_path: Path, connect_kit: ConnectKit) -> None:
     """A restart after the first write: every later request meets a stopped, then starting, worker."""
-    with FaultProxy(connect_kit.connect_url, hold_until_upstream=90) as proxy:
+    restart_scenario(
+        "restart mid-apply",
+        lambda method, _path, _fleet, proxy: method != "GET" and bool(proxy.forwarded_writes()),
+        tmp_path,
+        connect_kit,
+    )
+
+
+def test_an_unavailable_cluster_opens_the_breaker_and_exit_1_tells_the_truth(
+    tmp_path: Path, connect_kit: ConnectKit
+) -> None:
+    """Every write answered 503 by a load balancer for longer than the retry budget: the first action spends
+    the budget, the cluster's other actions are skipped at once (named in the output), apply exits 1 and
+    nothing was written; once the path is clear the next apply converges."""
+    with FaultProxy(connect_kit.connect_url) as proxy:
         fleet = Fleet(tmp_path, connect_kit, proxy.url)
-        restarted = threading.Event()
-
-        def restart_after_first_write(method: str, path: str) -> None:
-            if method != "GET" and not restarted.is_set() and proxy.forwarded_writes():
-                restarted.set()
-                connect_kit.stop_worker()
-                connect_kit.start_worker(wait=False)
-
         try:
             fleet.seed()
             fleet.declare()
-            proxy.before_forward = restart_after_first_write
+            proxy.set_rules([FaultRule(Fault.LB_503, method=WRITES)])
             started = time.monotonic()
-            code, _, _ = fleet.ws.cli("apply", "--retry-seconds", "90")
-            assert restarted.is_set()
-            if code == 0:
-                fleet.assert_converged()
-                runs = 1
-            else:
-                proxy.before_forward = None
-                runs = 1 + converge(fleet)[0]
+            code, out, _ = fleet.ws.cli("apply", "--retry-seconds", "2")
+            elapsed = time.monotonic() - started
+            assert code == 1 and proxy.forwarded_writes() == []
+            assert out.count("SKIPPED") == 5 and "skipped: cluster default is unavailable" in out
+            assert elapsed < 15, f"{elapsed:.1f} s: every action waited out the budget"
+            proxy.clear()
+            runs, seconds = converge(fleet)
             fleet.assert_no_duplicate_writes(proxy.forwarded_writes())
             fleet.assert_no_secret()
             RESULTS.append(
                 Result(
-                    "restart mid-apply",
-                    collections.Counter(),
-                    runs,
-                    time.monotonic() - started,
+                    "breaker, then clear",
+                    proxy.injected(),
+                    runs + 1,
+                    elapsed + seconds,
                     len(proxy.forwarded_writes()),
                 )
             )
         finally:
-            proxy.before_forward = None
-            eventually(lambda: fleet.connect.get("/health").status_code == 200, what="the worker back")
             fleet.cleanup()

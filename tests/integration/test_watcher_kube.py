@@ -30,6 +30,7 @@ from reconciler.model import Report
 from reconciler.settings import Settings
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
+from tests.harness.fault_proxy import Fault, FaultProxy, FaultRule
 from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -354,6 +355,53 @@ def test_run_exits_zero_on_sigterm_and_its_json_logs_hold_no_secret(
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_sigterm_during_an_outage_ends_the_retries_at_once(
+    apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit, core: client.CoreV1Api
+) -> None:
+    """Connect answers 503 to everything (a load balancer in front of a dead worker) with a 300 s retry
+    budget: SIGTERM must end the retry sleeps at once, not after the budget."""
+    core.create_namespaced_config_map(
+        namespace, configmap("cm", {f"s{uuid.uuid4().hex[:6]}": source(connect_kit, "s")})
+    )
+    with FaultProxy(connect_kit.connect_url) as proxy:
+        proxy.set_rules([FaultRule(Fault.LB_503)])
+        env = {
+            **os.environ,
+            "CONNECT_RECONCILER_NAMESPACE": namespace,
+            "CONNECT_RECONCILER_CONNECT_URL": proxy.url,
+            "CONNECT_RECONCILER_KUBECONFIG": str(apiserver.kubeconfig_path),
+            "CONNECT_RECONCILER_HEALTH_ADDRESS": "",
+            "CONNECT_RECONCILER_RETRY_SECONDS": "300",
+            "CONNECT_RECONCILER_LOG_FORMAT": "json",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "run"],
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert proc.stderr is not None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if "retrying a Kafka Connect request" in proc.stderr.readline():
+                    break
+            else:
+                raise AssertionError("the watcher never retried against the 503s")
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            assert code == 0 and time.monotonic() - signalled < 10
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
 
 
 def test_sample_yaml_is_valid_for_the_api_server(apiserver: ApiServerKit, namespace: str) -> None:

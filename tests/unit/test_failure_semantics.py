@@ -13,11 +13,14 @@ import httpx
 import pytest
 
 from reconciler.clock import SystemClock
+from reconciler.entrypoints.flags import settings_from_values
 from reconciler.errors import ConnectRequestInvalid, ShuttingDown
 from reconciler.executor import apply_plan, execute_action
 from reconciler.model import Action, ActionKind, ConfigMapDoc, ConnectorPlan, CreateMethod, DesiredState, Plan
 from reconciler.pipeline import reconcile
 from reconciler.retrying import RetryPolicy
+from reconciler.runtime import open_runtime
+from tests.fake_clock import FakeClock
 from tests.fake_connect import FakeConnect
 from tests.support import runtime_for
 
@@ -247,3 +250,20 @@ def test_a_create_by_put_whose_answer_was_lost_still_gets_its_pause_and_no_secon
     out = execute_action(action, with_handler(fake, handle), retry=NO_WAIT)  # type: ignore[arg-type]
     assert out.ok and fake.connectors["c"]["state"] == "PAUSED"
     assert fake.writes() == ["PUT /connectors/c/config", "PUT /connectors/c/pause"]
+
+
+def test_liveness_ticks_on_every_connect_answer_and_every_retry() -> None:
+    """A pass slowed by an outage is still alive: the kubelet must not restart the pod mid-apply."""
+    fake = FakeConnect()
+    fake.fail("GET", "/", 503, "down", times=2)
+    beats: list[int] = []
+    settings = settings_from_values({"connect_url": "http://connect.test", "retry_seconds": 60})
+    with open_runtime(
+        settings,
+        environ={},
+        clock=FakeClock(),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(fake.handle),
+        on_progress=lambda: beats.append(1),
+    ) as rt:
+        assert rt.retry.call(rt.clients["default"].version) == "4.1.1"
+    assert len(beats) == 3 + 2  # three answers (two 503s and the 200) and two retries
