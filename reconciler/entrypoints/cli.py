@@ -29,7 +29,7 @@ from reconciler.entrypoints.flags import (
 )
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
-from reconciler.model import ConfigMapDoc, Problem
+from reconciler.model import DesiredConnector, Problem
 from reconciler.pipeline import observe, reconcile, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
 from reconciler.runtime import Runtime, open_runtime
@@ -100,10 +100,16 @@ def execute(
                 print(redactor.scrub(f"warning: {w}"), file=err)
             docs, source_errors = load_configmaps(args.paths)
             problems = [Problem(str(e)) for e in source_errors]
-            if args.command == "render":
-                return _render(args, rt, docs, problems, out=out, err=err)
-            if args.command == "status":
-                return _status(args, rt, docs, problems, out=out, err=err)
+            if args.command in ("render", "status"):
+                desired = render_all(
+                    docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster
+                )
+                problems += desired.problems
+                show = _render if args.command == "render" else _status
+                ok = show(args, rt, desired.connectors, problems, out=out)
+                for p in problems:
+                    print(redactor.scrub(f"error: {p}"), file=err)
+                return EXIT_OK if ok and not problems else EXIT_ERROR
             report = reconcile(
                 docs,
                 rt=rt,
@@ -126,42 +132,34 @@ def execute(
 def _render(
     args: argparse.Namespace,
     rt: Runtime,
-    docs: Sequence[ConfigMapDoc],
+    desired: Sequence[DesiredConnector],
     problems: list[Problem],
     *,
     out: TextIO,
-    err: TextIO,
-) -> int:
-    desired = render_all(docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster)
-    print(
-        render_connectors(desired.connectors, redactor=rt.redactor, as_json=args.output == "json"), file=out
-    )
-    for p in [*problems, *desired.problems]:
-        print(rt.redactor.scrub(f"error: {p}"), file=err)
-    return EXIT_ERROR if problems or desired.problems else EXIT_OK
+) -> bool:
+    print(render_connectors(desired, redactor=rt.redactor, as_json=args.output == "json"), file=out)
+    return True
 
 
 def _status(
     args: argparse.Namespace,
     rt: Runtime,
-    docs: Sequence[ConfigMapDoc],
+    desired: Sequence[DesiredConnector],
     problems: list[Problem],
     *,
     out: TextIO,
-    err: TextIO,
-) -> int:
-    """Live state of every declared connector; with --wait, until all are settled or the time is up."""
-    desired = render_all(docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster)
+) -> bool:
+    """Live state of every declared connector; with --wait, until all are settled or the time is up.
+    Observation problems are added to `problems`; False while some connector is not as desired."""
     deadline = time.monotonic() + args.wait
     while True:
-        live, observe_problems = observe(desired.connectors, rt.clients, retry=rt.retry)
-        pending = unconverged(desired.connectors, live)
+        live, observe_problems = observe(desired, rt.clients, retry=rt.retry)
+        pending = unconverged(desired, live)
         if not pending or time.monotonic() >= deadline:
             break
         rt.clock.sleep(1.0)
-    print(render_status(desired.connectors, live, redactor=rt.redactor), file=out)
-    for p in [*problems, *desired.problems, *observe_problems]:
-        print(rt.redactor.scrub(f"error: {p}"), file=err)
+    print(render_status(desired, live, redactor=rt.redactor), file=out)
+    problems += observe_problems
     if pending:
-        print(f"not in the desired state: {', '.join(pending)}", file=err)
-    return EXIT_ERROR if problems or desired.problems or observe_problems or pending else EXIT_OK
+        problems.append(Problem(f"not in the desired state: {', '.join(pending)}"))
+    return not pending
