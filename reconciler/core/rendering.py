@@ -1,8 +1,10 @@
-"""jq programs -> desired connectors. Compiled programs are cached.
+"""jq programs -> desired connectors.
 
 Pure: the environment, properties variables and mounted files arrive as `RenderInputs`; the process
-environment is never read. jq's own `env` and `$ENV` are shadowed by a prefix so a template sees exactly
-`inputs.env` (which the edge may have filtered through an allow-list).
+environment is never read. jq's own `env` and `$ENV` are shadowed by a prelude so a template sees exactly
+`inputs.env` (which the edge may have filtered through an allow-list). The program itself runs in a
+`JqEngine`: `InProcessJq` here (libjq in this process), or the edge's sandbox process, which adds the
+deadline and the memory cap libjq cannot enforce in-process.
 
 What a template can use:
     env.NAME, $ENV.NAME            environment variables (undefined -> null)
@@ -10,6 +12,9 @@ What a template can use:
     $secrets.VOLUME.KEY            files of mounted Secret volumes (values are secret)
     $files.VOLUME.KEY              files of mounted ConfigMap volumes
 It must yield one object: {"name": str, "config": {...}, "state"?: running|paused|stopped, "cluster"?: str}.
+
+Every output leaves jq as `tojson` text, so numbers keep the literal digits jq read
+(123456789012345678901234567890 stays exact; libjq's conversion to a C double would round it).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 import jq
 
@@ -27,23 +34,82 @@ from reconciler.core.redaction import Redactor
 from reconciler.errors import RenderError
 from reconciler.model import DEFAULT_CLUSTER, ConnectorSpec, DesiredConnector, DesiredState, RenderInputs
 
-_PRELUDE = "def env: $__env; $__env as $ENV | "
+# Kafka's config topic takes records up to ~1 MB (max.message.bytes): a larger config cannot be stored.
+MAX_CONFIG_BYTES = 1_000_000
+_NONFINITE = "__connect_reconciler_nonfinite__"
+_NOT_ALLOWED = "is not allowed in a template (a template reads env, $VARS, $secrets and $files, no input)"
+# The program runs inside `[ ... ]` on its own lines, so jq's line numbers are off by exactly one.
+_PRELUDE = (
+    "def env: $__env; "
+    f'def input: error("input {_NOT_ALLOWED}"); def inputs: error("inputs {_NOT_ALLOWED}"); '
+    "$__env as $ENV | [\n"
+)
+_POSTLUDE = (
+    f'\n] | if any(.[] | ..; type == "number" and (isnan or isinfinite)) then error("{_NONFINITE}") '
+    "else map(tojson) end"
+)
 _ALLOWED_FIELDS = frozenset({"name", "config", "state", "cluster"})
-_COLUMN = re.compile(r"line 1, column (\d+)")
+_LINE = re.compile(r"at <top-level>, line (\d+)(, column \d+)?")
 _RESERVED = frozenset({"__env", "secrets", "files", "ENV"})
+
+
+class JqError(Exception):
+    """libjq refused a program (`compile=True`) or failed while running it; `str()` is jq's message."""
+
+    def __init__(self, message: str, *, compile: bool = False) -> None:
+        super().__init__(message)
+        self.compile = compile
+
+
+class JqEngine(Protocol):
+    """Runs a complete jq program with `jq -n` semantics and returns every output.
+
+    Raises JqError for jq's own errors, RenderError (final, one line) when a limit stops the program."""
+
+    def run(self, program: str, args_json: str) -> list[Any]: ...
 
 
 # Sized for large fleets: an LRU smaller than the working set thrashes on every full-set reconcile.
 @functools.lru_cache(maxsize=4096)
 def _compile(program: str, args_json: str) -> Any:
-    return jq.compile(_PRELUDE + program, args=json.loads(args_json))
+    return jq.compile(program, args=json.loads(args_json))
 
 
-def _jq_message(exc: BaseException) -> str:
-    """jq's multi-line message -> one line, with columns on line 1 corrected for the prelude."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+class InProcessJq:
+    """libjq in this process: fast, and unprotected against a program that never ends."""
+
+    def run(self, program: str, args_json: str) -> list[Any]:
+        try:
+            compiled = _compile(program, args_json)
+        except ValueError as exc:
+            raise JqError(str(exc), compile=True) from None
+        try:
+            return list(compiled.input_value(None).all())
+        except ValueError as exc:
+            raise JqError(str(exc)) from None
+
+
+IN_PROCESS = InProcessJq()
+
+
+def wrap_program(program: str) -> str:
+    """The user's program as the engine runs it: shadowed env, refused input, outputs as JSON texts."""
+    return _PRELUDE + program + _POSTLUDE
+
+
+def _jq_message(exc: BaseException, *, program_lines: int) -> str:
+    """jq's multi-line message -> one line, with line numbers pointing into the user's program."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
     first = first.removeprefix("jq: error: ").removeprefix("jq: error (at <unknown>): ").rstrip(":")
-    return _COLUMN.sub(lambda m: f"line 1, column {max(1, int(m.group(1)) - len(_PRELUDE))}", first)
+
+    def fix(m: re.Match[str]) -> str:
+        line = int(m.group(1)) - 1
+        if line > program_lines:
+            return "at the end of the program"
+        return f"at line {max(line, 1)}{m.group(2) or ''}"
+
+    return _LINE.sub(fix, first)
 
 
 def jq_args(inputs: RenderInputs) -> dict[str, Any]:
@@ -54,19 +120,46 @@ def jq_args(inputs: RenderInputs) -> dict[str, Any]:
     return args
 
 
-def evaluate(program: str, inputs: RenderInputs) -> list[Any]:
+def args_json(inputs: RenderInputs) -> str:
+    return json.dumps(jq_args(inputs), sort_keys=True)
+
+
+def _parse_output(text: str, *, max_bytes: int) -> Any:
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise RenderError(f"the output is {size} bytes; a connector config may be at most {max_bytes}")
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except RecursionError:
+        raise RenderError("the output is nested too deeply") from None
+    except ValueError as exc:  # Python refuses integers of more than 4300 digits
+        raise RenderError(f"the output cannot be read back: {' '.join(str(exc).split())}") from None
+
+
+def evaluate(
+    program: str,
+    inputs: RenderInputs,
+    *,
+    engine: JqEngine = IN_PROCESS,
+    max_bytes: int = MAX_CONFIG_BYTES,
+    arguments: str | None = None,
+) -> list[Any]:
     """Run one jq program with `jq -n` semantics; RenderError (one line) on compile or runtime errors."""
+    lines = program.count("\n") + 1
     try:
-        compiled = _compile(program, json.dumps(jq_args(inputs), sort_keys=True))
-    except ValueError as exc:
-        message = _jq_message(exc)
-        if "is not defined" in message:
-            message += " (variables come from the mounted *.properties files)"
-        raise RenderError(f"jq compile error: {message}") from None
-    try:
-        return list(compiled.input_value(None).all())
-    except ValueError as exc:
-        raise RenderError(f"jq error: {_jq_message(exc)}") from None
+        texts = engine.run(wrap_program(program), arguments if arguments is not None else args_json(inputs))
+    except JqError as exc:
+        message = _jq_message(exc, program_lines=lines)
+        if exc.compile:
+            if "is not defined" in message:
+                message += " (variables come from the mounted *.properties files)"
+            raise RenderError(f"jq compile error: {message}") from None
+        if message == _NONFINITE:
+            raise RenderError("the output contains nan or infinite, which JSON cannot carry") from None
+        raise RenderError(f"jq error: {message}") from None
+    if len(texts) != 1 or not isinstance(texts[0], list):
+        raise RenderError("the jq engine returned an unexpected result")
+    return [_parse_output(t, max_bytes=max_bytes) for t in texts[0]]
 
 
 def _parse_state(value: Any) -> DesiredState:
@@ -78,11 +171,59 @@ def _parse_state(value: Any) -> DesiredState:
         raise RenderError(f'"state" is {value!r}; expected running, paused or stopped') from None
 
 
+def name_problem(name: str) -> str | None:
+    """Why Connect's REST API could not address a connector of this name, or None when it can.
+
+    A `/`, `\\` or `%` changes the URL the worker routes (Jetty decodes before matching), control
+    characters and surrounding spaces cannot round-trip, and `.`/`..` are path segments."""
+    if not name.strip():
+        return "is empty"
+    if name != name.strip():
+        return "has leading or trailing whitespace"
+    if name in (".", ".."):
+        return "is a path segment"
+    for ch in name:
+        if ch in "/\\%":
+            return f"contains {ch!r}"
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            return f"contains the control character U+{ord(ch):04X}"
+    return None
+
+
+def _parse_cluster(doc: Mapping[str, Any], default_cluster: str) -> str:
+    if "cluster" not in doc:
+        return default_cluster
+    cluster = doc["cluster"]
+    if not isinstance(cluster, str) or not cluster.strip():
+        shown = json.dumps(cluster) if not isinstance(cluster, Decimal) else str(cluster)
+        raise RenderError(f'"cluster" is {shown}; expected the name of a Connect cluster (a string)')
+    return cluster
+
+
+def _config_size(config: Mapping[str, str]) -> int:
+    return len(json.dumps(config, ensure_ascii=False).encode("utf-8"))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "null"
+
+
 def desired_from_document(
-    doc: Any, *, spec: ConnectorSpec, redactor: Redactor, default_cluster: str = DEFAULT_CLUSTER
+    doc: Any,
+    *,
+    spec: ConnectorSpec,
+    redactor: Redactor,
+    default_cluster: str = DEFAULT_CLUSTER,
+    max_config_bytes: int = MAX_CONFIG_BYTES,
 ) -> DesiredConnector:
     if not isinstance(doc, Mapping):
-        raise RenderError(f"the program yields {type(doc).__name__}, expected an object with name and config")
+        raise RenderError(f"the program yields {_json_type(doc)}, expected an object with name and config")
     unknown = sorted(set(doc) - _ALLOWED_FIELDS)
     if unknown:
         raise RenderError(
@@ -91,15 +232,18 @@ def desired_from_document(
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
         raise RenderError('the output has no "name" (a non-empty string)')
-    if name != name.strip() or "/" in name:
-        raise RenderError(f'"name" {name!r} has surrounding whitespace or a slash')
+    if problem := name_problem(name):
+        raise RenderError(f'"name" {json.dumps(name)} {problem}: Connect\'s REST API could not address it')
     config = doc.get("config")
     if not isinstance(config, Mapping):
         raise RenderError('the output has no "config" object')
-    cluster = doc.get("cluster") or default_cluster
-    if not isinstance(cluster, str):
-        raise RenderError('"cluster" must be a string')
+    cluster = _parse_cluster(doc, default_cluster)
     normalized = normalize_config(config, name=name)
+    size = _config_size(normalized)
+    if size > max_config_bytes:
+        raise RenderError(
+            f"the config is {size} bytes; Kafka's config topic takes at most {max_config_bytes} per connector"
+        )
     return DesiredConnector(
         name=name,
         config=normalized,
@@ -112,18 +256,33 @@ def desired_from_document(
 
 
 def render_connector(
-    spec: ConnectorSpec, *, inputs: RenderInputs, default_cluster: str = DEFAULT_CLUSTER
+    spec: ConnectorSpec,
+    *,
+    inputs: RenderInputs,
+    default_cluster: str = DEFAULT_CLUSTER,
+    engine: JqEngine = IN_PROCESS,
+    max_config_bytes: int = MAX_CONFIG_BYTES,
+    arguments: str | None = None,
+    redactor: Redactor | None = None,
 ) -> DesiredConnector:
-    """Render one spec. Every RenderError message is one line, scrubbed of secret values."""
-    redactor = Redactor(inputs.secret_values)
+    """Render one spec. Every RenderError message is one line, scrubbed of secret values.
+
+    `arguments` (`args_json(inputs)`) and `redactor` may be passed in when many specs share the inputs."""
+    redactor = redactor or Redactor(inputs.secret_values)
     try:
         if not spec.program.strip():
             raise RenderError("the jq program is empty")
-        outputs = evaluate(spec.program, inputs)
+        outputs = evaluate(
+            spec.program, inputs, engine=engine, max_bytes=max_config_bytes, arguments=arguments
+        )
         if len(outputs) != 1:
             raise RenderError(f"the program yields {len(outputs)} values; expected exactly one")
         return desired_from_document(
-            outputs[0], spec=spec, redactor=redactor, default_cluster=default_cluster
+            outputs[0],
+            spec=spec,
+            redactor=redactor,
+            default_cluster=default_cluster,
+            max_config_bytes=max_config_bytes,
         )
     except RenderError as exc:
         raise RenderError(redactor.scrub(str(exc))) from None

@@ -83,9 +83,9 @@ def test_state_and_cluster_fields() -> None:
         ('{"name": "c", "config": {}, "confg": {}}', "unknown field(s) confg"),
         ('{"name": "c", "config": {}}, {"name": "d", "config": {}}', "yields 2 values"),
         ("empty", "yields 0 values"),
-        ('"text"', "yields str"),
+        ('"text"', "yields a string"),
         ("   ", "the jq program is empty"),
-        ('{"name": " c", "config": {}}', "surrounding whitespace"),
+        ('{"name": " c", "config": {}}', "leading or trailing whitespace"),
         ('error("boom")', "jq error: boom"),
     ],
 )
