@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import reconciler
 
 
 def test_all_public_names_are_exported() -> None:
-    public = set(
-        (
-            n
-            for n in vars(reconciler)
-            if not n.startswith("_")
-            and n
-            not in {
-                "core",
-                "model",
-                "pipeline",
-                "clients",
-                "errors",
-                "retrying",
-                "executor",
-                "logs",
-                "report",
-                "entrypoints",
-                "watching",
-                "settings",
-                "runtime",
-                "clock",
-            }
-        ),
-    )
-    assert set(reconciler.__all__) == public and len(reconciler.__all__) == len(public)
+    assert dir(reconciler) == sorted(reconciler.__all__)
     for name in reconciler.__all__:
         assert getattr(reconciler, name) is not None
+    with pytest.raises(AttributeError):
+        _ = reconciler.not_a_public_name  # type: ignore[attr-defined]
+
+
+def test_importing_one_module_does_not_import_the_pipeline() -> None:
+    """The jq sandbox's child imports `reconciler.core.rendering` only: it must start fast."""
+    code = "import sys, reconciler.core.rendering; print('reconciler.pipeline' in sys.modules, 'httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
