@@ -17,6 +17,7 @@ import time
 
 from reconciler.core.planning import build_plan
 from reconciler.core.redaction import Redactor
+from reconciler.core.rendering import Renderer
 from reconciler.core.selectors import parse_selector
 from reconciler.model import ClusterState, ConfigMapDoc, LiveConnector, RenderInputs
 from reconciler.pipeline import render_all
@@ -41,7 +42,7 @@ def main(n: int) -> None:
     timings = []
     for _ in range(3):
         start = time.perf_counter()
-        desired = render_all(docs, inputs=inputs, selector=selector)
+        desired = render_all(docs, renderer=Renderer(inputs), selector=selector)
         live = {
             "default": ClusterState(
                 "default",

@@ -10,7 +10,7 @@ take effect without a restart.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,10 +21,12 @@ from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import load_inputs
 from reconciler.clock import Clock, SystemClock
 from reconciler.core.redaction import Redactor
+from reconciler.core.rendering import JqEngine, Renderer
 from reconciler.core.selectors import Selector, parse_selector
+from reconciler.jq_sandbox import JqSandbox
 from reconciler.model import DEFAULT_CLUSTER, RenderInputs
 from reconciler.retrying import RetryPolicy, log_retry
-from reconciler.settings import Settings
+from reconciler.settings import RenderSettings, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class Runtime:
     selector: Selector
     inputs: RenderInputs
     redactor: Redactor
+    renderer: Renderer
     clients: Mapping[str, ConnectClient] = field(default_factory=dict)
     default_cluster: str = DEFAULT_CLUSTER
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -51,6 +54,15 @@ def _retry_policy(settings: Settings, clock: Clock, on_progress: Callable[[], No
     return RetryPolicy(max_seconds=settings.connect.retry_seconds, sleep=clock.sleep, on_retry=on_retry)
 
 
+def jq_sandbox(settings: RenderSettings) -> JqSandbox:
+    """The process templates run in: a template past its deadline or memory cap is killed, not us."""
+    return JqSandbox(
+        deadline_s=settings.timeout_s,
+        memory_bytes=settings.memory_mib * 2**20,
+        max_output_bytes=settings.max_config_bytes,
+    )
+
+
 @contextmanager
 def open_runtime(
     settings: Settings,
@@ -61,8 +73,10 @@ def open_runtime(
     on_progress: Callable[[], None] = lambda: None,
     http_hooks: Sequence[Callable[[httpx.Request], Any]] = (),
     transport: httpx.BaseTransport | None = None,
+    engine: JqEngine | None = None,
 ) -> Iterator[Runtime]:
-    """ConfigError (one line) when a flag, a file or a directory is wrong. Clients are closed on exit."""
+    """ConfigError (one line) when a flag, a file or a directory is wrong. Clients are closed on exit,
+    and so is the jq sandbox unless the caller passed in its own `engine`."""
     clock = clock or SystemClock()
     selector = parse_selector(settings.selector)
     inputs, warnings = load_inputs(settings.inputs, environ=environ)
@@ -75,17 +89,26 @@ def open_runtime(
         inputs = replace(inputs, secret_values=redactor.secret_values)
         hooks = {"request": list(http_hooks), "response": [lambda _response: on_progress()]}
         clients = connect_clients(clusters, event_hooks=hooks, transport=transport)
-    try:
+    with ExitStack() as stack:
+        for client in clients.values():
+            stack.callback(client.close)
+        if engine is None:
+            engine = stack.enter_context(jq_sandbox(settings.render))
+        renderer = Renderer(
+            inputs,
+            default_cluster=default_cluster,
+            engine=engine,
+            max_config_bytes=settings.render.max_config_bytes,
+            redactor=redactor,
+        )
         yield Runtime(
             selector=selector,
             inputs=inputs,
             redactor=redactor,
+            renderer=renderer,
             clients=clients,
             default_cluster=default_cluster,
             retry=_retry_policy(settings, clock, on_progress),
             clock=clock,
             warnings=tuple(warnings),
         )
-    finally:
-        for client in clients.values():
-            client.close()

@@ -27,6 +27,15 @@ class InputSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RenderSettings:
+    """Limits on one template: libjq cannot be interrupted, so templates run in a sandbox process."""
+
+    timeout_s: float = 2.0
+    memory_mib: int = 256
+    max_config_bytes: int = 1_000_000  # Kafka's config topic takes records of ~1 MB
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectSettings:
     """How to reach Kafka Connect: `url` never carries credentials (see `split_userinfo`)."""
 
@@ -63,6 +72,7 @@ class LogSettings:
 class Settings:
     selector: str = "destination=connect"
     inputs: InputSettings = field(default_factory=InputSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)
     connect: ConnectSettings = field(default_factory=ConnectSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     logging: LogSettings = field(default_factory=LogSettings)

@@ -7,11 +7,14 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
+from reconciler import runtime
 from reconciler.core.redaction import Redactor
+from reconciler.core.rendering import Renderer
 from reconciler.core.selectors import parse_selector
 from reconciler.entrypoints.main import run
 from reconciler.model import RenderInputs
@@ -106,6 +109,16 @@ def eventually(
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail()}")
 
 
+def route_hook_to(monkeypatch: Any, transport: httpx.BaseTransport) -> None:
+    """The hook builds its own Connect clients from its settings: send them through `transport`."""
+    real = runtime.connect_clients
+
+    def with_transport(clusters: Any, **_kwargs: Any) -> Any:
+        return real(clusters, transport=transport)
+
+    monkeypatch.setattr(runtime, "connect_clients", with_transport)
+
+
 def runtime_for(
     fake: FakeConnect,
     *,
@@ -119,6 +132,7 @@ def runtime_for(
         selector=parse_selector(selector),
         inputs=inputs,
         redactor=Redactor(inputs.secret_values),
+        renderer=Renderer(inputs),
         clients={"default": fake.client()},
         retry=retry or RetryPolicy(sleep=lambda s: None, max_attempts=3),
     )

@@ -24,6 +24,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -124,16 +125,19 @@ def args_json(inputs: RenderInputs) -> str:
     return json.dumps(jq_args(inputs), sort_keys=True)
 
 
+def _parse_int(digits: str) -> int | Decimal:
+    # Python refuses to read integers of more than 4,300 digits; normalisation refuses them by size.
+    return int(digits) if len(digits) < 1000 else Decimal(digits)
+
+
 def _parse_output(text: str, *, max_bytes: int) -> Any:
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise RenderError(f"the output is {size} bytes; a connector config may be at most {max_bytes}")
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=Decimal, parse_int=_parse_int)
     except RecursionError:
         raise RenderError("the output is nested too deeply") from None
-    except ValueError as exc:  # Python refuses integers of more than 4300 digits
-        raise RenderError(f"the output cannot be read back: {' '.join(str(exc).split())}") from None
 
 
 def evaluate(
@@ -155,8 +159,12 @@ def evaluate(
                 message += " (variables come from the mounted *.properties files)"
             raise RenderError(f"jq compile error: {message}") from None
         if message == _NONFINITE:
-            raise RenderError("the output contains nan or infinite, which JSON cannot carry") from None
+            raise RenderError(
+                "the output contains nan, infinite or a number beyond ±1.8e308, which JSON cannot carry"
+            ) from None
         raise RenderError(f"jq error: {message}") from None
+    if not texts:
+        raise RenderError("the program stopped (halt or halt_error) before its output")
     if len(texts) != 1 or not isinstance(texts[0], list):
         raise RenderError("the jq engine returned an unexpected result")
     return [_parse_output(t, max_bytes=max_bytes) for t in texts[0]]
@@ -286,3 +294,32 @@ def render_connector(
         )
     except RenderError as exc:
         raise RenderError(redactor.scrub(str(exc))) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    """What every template of one pass shares: the inputs (as jq arguments, serialised once), the
+    redactor, the engine and the size cap. `render` is `render_connector` with all of it bound."""
+
+    inputs: RenderInputs
+    default_cluster: str = DEFAULT_CLUSTER
+    engine: JqEngine = IN_PROCESS
+    max_config_bytes: int = MAX_CONFIG_BYTES
+    redactor: Redactor | None = None
+    arguments: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arguments", args_json(self.inputs))
+        if self.redactor is None:
+            object.__setattr__(self, "redactor", Redactor(self.inputs.secret_values))
+
+    def render(self, spec: ConnectorSpec) -> DesiredConnector:
+        return render_connector(
+            spec,
+            inputs=self.inputs,
+            default_cluster=self.default_cluster,
+            engine=self.engine,
+            max_config_bytes=self.max_config_bytes,
+            arguments=self.arguments,
+            redactor=self.redactor,
+        )

@@ -101,9 +101,7 @@ def execute(
             docs, source_errors = load_configmaps(args.paths)
             problems = [Problem(str(e)) for e in source_errors]
             if args.command in ("render", "status"):
-                desired = render_all(
-                    docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster
-                )
+                desired = render_all(docs, renderer=rt.renderer, selector=rt.selector)
                 problems += desired.problems
                 show = _render if args.command == "render" else _status
                 ok = show(args, rt, desired.connectors, problems, out=out)

@@ -19,6 +19,7 @@ from reconciler.settings import (
     ConnectSettings,
     InputSettings,
     LogSettings,
+    RenderSettings,
     Settings,
     WatchSettings,
     split_userinfo,
@@ -71,6 +72,14 @@ FLAGS: tuple[Flag, ...] = (
         DEFAULT_SECRET_NAME_PATTERN,
     ),
     Flag("--secret-env", "an environment variable whose value is secret (repeatable)", many=True),
+    Flag("--render-timeout", "seconds one template may run before it is an error", "2", kind=float),
+    Flag("--render-memory", "MiB of memory one template may use before it is an error", "256", kind=int),
+    Flag(
+        "--max-config-bytes",
+        "largest connector config accepted, in bytes (Kafka's config topic takes ~1 MB records)",
+        "1000000",
+        kind=int,
+    ),
     Flag("--log-level", "log level", "warning", choices=("debug", "info", "warning", "error")),
     Flag("--log-format", "log format", "console", choices=("console", "json")),
     Flag("--output", "output format", "text", choices=("text", "json"), short="-o"),
@@ -173,6 +182,15 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
         except ValueError:
             # The text is not echoed: it may hold a password.
             raise ConfigError("--connect-url (CONNECT_RECONCILER_CONNECT_URL) is not a valid URL") from None
+    render = RenderSettings(
+        timeout_s=float(values.get("render_timeout", 2.0)),
+        memory_mib=int(values.get("render_memory", 256)),
+        max_config_bytes=int(values.get("max_config_bytes", 1_000_000)),
+    )
+    if render.timeout_s <= 0 or render.memory_mib < 64 or render.max_config_bytes < 1024:
+        raise ConfigError(
+            "--render-timeout must be > 0, --render-memory at least 64 (MiB), --max-config-bytes at least 1024"
+        )
     return Settings(
         selector=values.get("selector") or "destination=connect",
         inputs=InputSettings(
@@ -183,6 +201,7 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             secret_env_pattern=values.get("secret_env_pattern", DEFAULT_SECRET_NAME_PATTERN),
             secret_env=many("secret_env"),
         ),
+        render=render,
         connect=ConnectSettings(
             url=url,
             clusters_file=values.get("clusters_file"),

@@ -23,7 +23,7 @@ from reconciler.errors import ReconcilerError, ShuttingDown
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import Problem, Report
 from reconciler.pipeline import reconcile
-from reconciler.runtime import open_runtime
+from reconciler.runtime import jq_sandbox, open_runtime
 from reconciler.settings import Settings
 from reconciler.watching.cache import CacheSnapshot, ConfigMapCache
 from reconciler.watching.health import Health
@@ -49,6 +49,8 @@ class Watcher:
         self.stop = self.clock.stop
         self.on_report = on_report
         self.cache = ConfigMapCache()
+        # One sandbox process for every pass; a template that kills it costs a respawn, not the watcher.
+        self.engine = jq_sandbox(settings.render)
         watch = settings.watch
         self.health = Health(clock=self.clock, stale_after=max(120.0, 3 * watch.resync_seconds))
         self.streams = [
@@ -78,12 +80,19 @@ class Watcher:
 
     def run(self) -> None:
         self.start_watching()
-        self.loop.run()
+        try:
+            self.loop.run()
+        finally:
+            self.engine.close()
 
     def reconcile_pass(self, snap: CacheSnapshot) -> Report | None:
         try:
             with open_runtime(
-                self.settings, environ=self.environ, clock=self.clock, on_progress=self.health.beat
+                self.settings,
+                environ=self.environ,
+                clock=self.clock,
+                on_progress=self.health.beat,
+                engine=self.engine,
             ) as rt:
                 use_redactor(rt.redactor)
                 report = reconcile(

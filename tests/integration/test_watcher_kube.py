@@ -458,3 +458,40 @@ def test_all_namespaces_and_a_broken_configmap_blocks_nothing(
         thread.join(timeout=60)
         for name in (f"{run_id}-one", f"{run_id}-two"):
             connect.http.delete(f"/connectors/{name}")
+
+
+def test_a_template_that_never_ends_costs_its_deadline_not_the_watcher(
+    apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit, connect: Connect, core: client.CoreV1Api
+) -> None:
+    """libjq cannot be interrupted: the template runs in the sandbox process, which is killed at the
+    deadline. Its live connector stays as it was, and the other ConfigMaps keep being reconciled."""
+    run_id = uuid.uuid4().hex[:6]
+    stuck, other = f"{run_id}-stuck", f"{run_id}-other"
+    with Running(apiserver, namespace, connect_kit.connect_url, render_timeout=1.0) as running:
+        core.create_namespaced_config_map(namespace, configmap("stuck", {stuck: source(connect_kit, stuck)}))
+        eventually(lambda: connect.config(stuck) is not None, what="the connector before its template breaks")
+        before = connect.config(stuck)
+        forever = configmap("stuck", {})
+        forever["data"] = {f"{stuck}.json": "def f: f; f"}
+        core.replace_namespaced_config_map("stuck", namespace, forever)
+        core.create_namespaced_config_map(namespace, configmap("other", {other: source(connect_kit, other)}))
+        eventually(lambda: connect.config(other) is not None, what="a ConfigMap created after the stuck one")
+        eventually(
+            lambda: any(
+                f"ConfigMap {namespace}/stuck key {stuck}.json: the template did not finish within 1 s" in str(p)
+                for r in running.reports
+                for p in r.problems
+            ),
+            what="the stuck template to be reported",
+        )
+        edited = configmap("other", {other: source(connect_kit, f"{other}-v2")})
+        core.replace_namespaced_config_map("other", namespace, edited)
+        eventually(
+            lambda: (connect.config(other) or {}).get("topic") == f"{other}-v2",
+            what="an edit made while the stuck template is still there",
+        )
+        assert connect.config(stuck) == before and connect.state(stuck) == "RUNNING"
+        assert running.watcher.engine.starts >= 2  # the child was killed at the deadline and replaced
+        assert running.thread.is_alive()
+    for name in (stuck, other):
+        connect.http.delete(f"/connectors/{name}")

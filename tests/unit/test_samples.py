@@ -8,6 +8,7 @@ from pathlib import Path
 from reconciler.clients.inputs import load_inputs
 from reconciler.clients.sources import load_configmaps
 from reconciler.core.planning import unconverged
+from reconciler.core.rendering import Renderer
 from reconciler.core.selectors import parse_selector
 from reconciler.model import ClusterState, DesiredState, LiveConnector
 from reconciler.pipeline import render_all
@@ -24,7 +25,7 @@ def render_samples() -> list:  # type: ignore[type-arg]
     assert warnings == []
     docs, errors = load_configmaps([str(ROOT / "configmaps")])
     assert errors == []
-    desired = render_all(docs, inputs=inputs, selector=parse_selector("destination=connect"))
+    desired = render_all(docs, renderer=Renderer(inputs), selector=parse_selector("destination=connect"))
     assert desired.problems == ()
     return list(desired.connectors)
 
