@@ -26,21 +26,69 @@ def _volume(spec: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def read_volume(path: Path) -> dict[str, str]:
-    """A mounted Secret/ConfigMap volume: one file per key. Kubernetes' `..data` bookkeeping is skipped."""
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _entries(path: Path, what: str) -> list[Path]:
+    # pathlib's glob skips a directory it cannot list without a word: its files would just be missing.
+    try:
+        return sorted(path.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot list: {_why(exc)}") from None
+
+
+def _file_bytes(path: Path, what: str) -> bytes:
+    """The bytes of a regular file; ConfigError naming it for anything else (a FIFO would block forever)."""
+    if path.is_dir():
+        reason = "is a directory"
+    elif path.is_symlink() and not path.exists():
+        reason = "broken symbolic link"
+    elif not path.is_file():
+        reason = "not a regular file" if path.exists() else "no such file or directory"
+    else:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            reason = _why(exc)
+    raise ConfigError(f"{what}: cannot read: {reason}")
+
+
+def read_volume(path: Path) -> tuple[dict[str, str], list[str]]:
+    """A mounted Secret/ConfigMap volume: one file per key; returns (values, warnings). Kubernetes' `..data`
+    bookkeeping and subdirectories (keys projected to a sub path) are skipped; a broken symbolic link or
+    an unreadable file is an error. A key that is not UTF-8 (a keystore next to its password) is left
+    out with a warning: templates only handle text, and one binary key must not cost the whole volume."""
     if not path.is_dir():
         raise ConfigError(f"mounted volume {path} is not a directory")
     values: dict[str, str] = {}
-    for entry in sorted(path.iterdir()):
-        if entry.name.startswith(".") or not entry.is_file():
+    warnings: list[str] = []
+    for entry in _entries(path, f"mounted volume {path}"):
+        if entry.name.startswith(".") or entry.is_dir():
             continue
+        data = _file_bytes(entry, f"mounted volume {path}: key {entry.name}")
         try:
-            values[entry.name] = entry.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"mounted volume {path}: cannot read key {entry.name}: {type(exc).__name__}"
-            ) from None
-    return values
+            values[entry.name] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            warnings.append(
+                f"mounted volume {path}: key {entry.name} is not UTF-8 text; templates cannot use it"
+            )
+    return values, warnings
+
+
+def _volumes(specs: Iterable[str], warnings: list[str]) -> dict[str, dict[str, str]]:
+    volumes: dict[str, dict[str, str]] = {}
+    for name, path in map(_volume, specs):
+        volumes[name], bad = read_volume(path)
+        warnings.extend(bad)
+    return volumes
+
+
+def _decode_properties(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # what java.util.Properties.load(InputStream) reads
 
 
 def _properties_files(dirs: Iterable[str]) -> list[tuple[str, str]]:
@@ -49,12 +97,40 @@ def _properties_files(dirs: Iterable[str]) -> list[tuple[str, str]]:
         path = Path(d)
         if not path.is_dir():
             raise ConfigError(f"properties directory {d} does not exist")
-        for f in sorted(path.glob("*.properties")):
-            try:
-                files.append((str(f), f.read_text(encoding="utf-8")))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"properties file {f}: cannot read: {type(exc).__name__}") from None
+        for f in _entries(path, f"properties directory {d}"):
+            if f.name.endswith(".properties"):
+                files.append((str(f), _decode_properties(_file_bytes(f, f"properties file {f}"))))
     return files
+
+
+def _allowed_env(environ: Mapping[str, str], env_allow: str) -> dict[str, str]:
+    try:
+        allow = re.compile(env_allow)
+    except re.error as exc:
+        raise ConfigError(f"--env-allow {env_allow!r} is not a regular expression: {exc}") from None
+    return {k: v for k, v in environ.items() if allow.fullmatch(k)}
+
+
+def _secret_values(
+    settings: InputSettings,
+    environ: Mapping[str, str],
+    variables: Mapping[str, str],
+    secrets: Mapping[str, Mapping[str, str]],
+) -> frozenset[str]:
+    values: set[str] = set()
+    # The whole environment, not only what --env-allow lets templates see: a secret kept out of the
+    # templates may still sit in a config Connect holds, and must not be printed from there either.
+    for name in secret_names(environ, pattern=settings.secret_env_pattern) | set(settings.secret_env):
+        if name in environ:
+            values.add(environ[name])
+    for name in secret_names(variables, pattern=settings.secret_env_pattern):
+        # Java keeps a value's trailing whitespace; a template may well strip it: hunt for both.
+        values.update({variables[name], variables[name].strip()})
+    values.update(jaas_credentials(variables).values())
+    for volume in secrets.values():
+        for value in volume.values():
+            values.update({value, value.strip()})
+    return frozenset(v for v in values if v)
 
 
 def load_inputs(
@@ -62,36 +138,20 @@ def load_inputs(
 ) -> tuple[RenderInputs, list[str]]:
     """Read everything a template may use; returns (inputs, warnings)."""
     environ = dict(os.environ if environ is None else environ)
-    try:
-        allow = re.compile(settings.env_allow)
-    except re.error as exc:
-        raise ConfigError(f"--env-allow {settings.env_allow!r} is not a regular expression: {exc}") from None
-    env = {k: v for k, v in environ.items() if allow.fullmatch(k)}
+    env = _allowed_env(environ, settings.env_allow)
     try:
         variables, warnings = to_jq_vars(_properties_files(settings.properties_dirs))
     except ValueError as exc:
         raise ConfigError(f"properties file {exc}") from None
     for key, value in jaas_credentials(variables).items():
         env.setdefault(key, value)  # connect-operator exported these for Confluent Cloud templates
-    secrets = {name: read_volume(path) for name, path in map(_volume, settings.secret_dirs)}
-    files = {name: read_volume(path) for name, path in map(_volume, settings.files_dirs)}
-
-    secret_values: set[str] = set()
-    for name in secret_names(env, pattern=settings.secret_env_pattern) | set(settings.secret_env):
-        if name in env:
-            secret_values.add(env[name])
-    for name in secret_names(variables, pattern=settings.secret_env_pattern):
-        # Java keeps a value's trailing whitespace; a template may well strip it: hunt for both.
-        secret_values.update({variables[name], variables[name].strip()})
-    secret_values.update(jaas_credentials(variables).values())
-    for volume in secrets.values():
-        for value in volume.values():
-            secret_values.update({value, value.strip()})
+    secrets = _volumes(settings.secret_dirs, warnings)
+    files = _volumes(settings.files_dirs, warnings)
     inputs = RenderInputs(
         env=env,
         variables=variables,
         secrets=secrets,
         files=files,
-        secret_values=frozenset(v for v in secret_values if v),
+        secret_values=_secret_values(settings, environ, variables, secrets),
     )
     return inputs, warnings

@@ -129,7 +129,7 @@ def test_configmap_yaml_selects_every_key_in_order() -> None:
     ]
 
 
-@pytest.mark.parametrize(("label", "enabled"), [("true", True), ("false", False), ("False", False)])
+@pytest.mark.parametrize(("label", "enabled"), [("true", True), ("false", False)])
 def test_enabled_label(label: str, enabled: bool) -> None:
     docs, _ = parse_configmap_yaml(CM % label, origin="f.yaml")
     specs, _ = select_specs(docs, selector=parse_selector("destination=connect"))
@@ -149,7 +149,7 @@ def test_missing_enabled_label_means_enabled() -> None:
     [
         (
             '{destination: connect, enabled: "maybe"}',
-            'ConfigMap x: label enabled=\'maybe\' must be "true" or "false"',
+            'ConfigMap x: label enabled="maybe" must be exactly "true" or "false"',
         ),
         ("{destination: connect, destination.cc: cc-env}", "ConfigMap x: label destination.cc"),
     ],
@@ -168,7 +168,7 @@ def test_invalid_yaml_names_file_and_configmap_in_one_line() -> None:
     assert docs == [] and len(errors) == 1
     message = str(errors[0])
     assert "\n" not in message
-    assert message.startswith("ConfigMap broken-cm in cms/broken.yaml: invalid YAML")
+    assert message.startswith("ConfigMap broken-cm in cms/broken.yaml (document 1): invalid YAML at line 6")
 
 
 def test_non_string_data_value_is_an_error() -> None:
