@@ -2,8 +2,9 @@
 
 Edge: configures global logging once per process. `use_redactor` installs the current secret values.
 Tracebacks are rendered to text *before* scrubbing (both formats), and every string in the event —
-nested in dicts, lists and tuples, the traceback included — loses any known secret value, so a message
-or an exception that quotes a config cannot leak it.
+keys too, nested in dicts, lists and tuples, the traceback included — loses any known secret value in
+any of its encodings (JSON-escaped, line by line, collapsed, cut off: `redaction.Redactor.scrub`), so a
+message or an exception that quotes a config cannot leak it.
 """
 
 from __future__ import annotations

@@ -34,12 +34,30 @@ def _path(name: str, suffix: str = "") -> str:
 
 
 # A 500 whose message reports a request Connect can never accept: retrying sends the same bytes again.
+# Connect's ConnectExceptionMapper answers 500, with the exception's own message, for any exception that
+# carries no status, so these are the exceptions' texts (apache/kafka 4.0 sources):
+# - Jackson reading the body (RestServer registers no Jackson exception mapper): "Unrecognized field "x"
+#   (class ...), not marked as ignorable", "Cannot deserialize value of type ...", "Cannot construct
+#   instance of ...", and the parser's "Unexpected character" / "Unrecognized token";
+# - isolation/Plugins.java: "Failed to find any class that implements Connector and which name matches
+#   X, available connectors are: ..." (also Converter, HeaderConverter, ConfigProvider) and "More than one
+#   connector matches alias X"; the validate endpoint wraps it, "org.apache.kafka.connect.errors.
+#   ConnectException: Failed to find any class ...";
+# - AbstractHerder.validateConnectorConfig: "Connector config {...} contains no connector type" (a 500
+#   from the validate endpoint, which wraps it in an ExecutionException);
+# - KafkaProducer.ensureValidRecordSize: "The message is N bytes when serialized which is larger than M,
+#   which is the value of the max.request.size configuration." (RecordTooLargeException). Kafka's own
+#   config-topic write reports only "Error writing connector configuration to Kafka", which a broker
+#   outage gives too, so that one stays retryable; rendering refuses configs that large beforehand.
 _PERMANENT_500 = re.compile(
     r"Unrecognized field|not marked as ignorable|Cannot deserialize|Cannot construct instance|"
     r"Unexpected character|Unrecognized token|JsonParseException|JsonMappingException|"
-    r"Failed to find any class that implements|contains no connector type|RecordTooLargeException",
+    r"Failed to find any class that implements|More than one connector matches alias|"
+    r"contains no connector type|RecordTooLargeException|bytes when serialized which is larger than",
     re.IGNORECASE,
 )
+# Connect's messages can quote whole configs; an error line stays readable at this length.
+MAX_MESSAGE_CHARS = 500
 # Transport failures before the request was sent: the write certainly did not happen.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -56,8 +74,20 @@ def _connect_body(response: httpx.Response) -> Mapping[str, Any] | None:
 
 
 def _message(response: httpx.Response, body: Mapping[str, Any] | None) -> str:
+    """Connect's message on one line, at most MAX_MESSAGE_CHARS (plus `...`).
+
+    No redactor here: the caller scrubs, and `Redactor.scrub` knows both forms this produces — a
+    multi-line secret with its line breaks collapsed to spaces, and a secret cut off by the length
+    limit, which the trailing `...` marks. The cut falls between words where it can, so a quoted value
+    without spaces is kept or dropped whole."""
     text = str(body["message"]) if body is not None else response.text.strip() or response.reason_phrase
-    return " ".join(text.split())[:500]
+    text = " ".join(text.split())
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    cut = text.rfind(" ", 0, MAX_MESSAGE_CHARS + 1)
+    if cut < MAX_MESSAGE_CHARS // 2:  # one very long word (a collapsed config): cut inside it
+        cut = MAX_MESSAGE_CHARS
+    return text[:cut] + "..."
 
 
 def error_for(response: httpx.Response) -> ConnectApiError:

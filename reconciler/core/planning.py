@@ -7,7 +7,8 @@ Pure. Rules (see README "What the reconciler changes"):
 - a name declared by two ConfigMap keys (same cluster) is an error and nothing is written for it;
 - a connector UNASSIGNED or RESTARTING gets no state write (its target state is not visible);
 - how a create is sent (POST with initial_state, or PUT then pause/stop) follows the worker's version.
-`ConfigChange` values are already masked, so a Plan can be printed or serialised as it is.
+`ConfigChange` values are already masked — the live side under the same rules as the desired side (see
+`secret_change`) — so a Plan can be printed or serialised as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from reconciler.core.redaction import Redactor, mask
+from reconciler.core.redaction import Redactor, mask, references_secret
 from reconciler.core.versions import supports_initial_state
 from reconciler.model import (
     Action,
@@ -42,18 +43,30 @@ _STATE_ACTION: Mapping[DesiredState, tuple[ActionKind, frozenset[str]]] = {
 _TRANSITIONAL = {"UNASSIGNED": "waiting for assignment", "RESTARTING": "waiting for the restart to finish"}
 
 
+def secret_change(
+    key: str, before: str | None, after: str | None, desired: DesiredConnector, *, redactor: Redactor
+) -> bool:
+    """Whether a change shows digests instead of values. Both sides follow the same rules, so the live
+    side is masked even when only it holds the secret: the key is credential-like, or is one of the
+    desired connector's `secret_keys`, or either value holds a known secret in any encoding, or either
+    value is a config-provider reference to a secret-named item — the value it replaces is then that
+    secret in clear, known or not (`${env:API_TOKEN}` after `--env-allow` dropped API_TOKEN)."""
+    if key in desired.secret_keys:
+        return True
+    values = [v for v in (before, after) if v is not None]
+    return any(redactor.is_secret_field(key, v) or references_secret(v) for v in values)
+
+
 def diff_config(
     desired: DesiredConnector, live: Mapping[str, str], *, redactor: Redactor
 ) -> tuple[ConfigChange, ...]:
-    """Added, removed and changed keys, sorted by key, with secret values masked."""
+    """Added, removed and changed keys, sorted by key, with secret values masked (`secret_change`)."""
     changes: list[ConfigChange] = []
     for key in sorted(set(desired.config) | set(live)):
         before, after = live.get(key), desired.config.get(key)
         if before == after:
             continue
-        secret = key in desired.secret_keys or any(
-            v is not None and redactor.is_secret_field(key, v) for v in (before, after)
-        )
+        secret = secret_change(key, before, after, desired, redactor=redactor)
         if secret:
             before = None if before is None else mask(before)
             after = None if after is None else mask(after)
@@ -104,7 +117,8 @@ def plan_connector(
     )
 
 
-def _duplicates(desired: Iterable[DesiredConnector]) -> tuple[list[DesiredConnector], list[Problem]]:
+def split_duplicates(desired: Iterable[DesiredConnector]) -> tuple[list[DesiredConnector], list[Problem]]:
+    """A name declared twice on one cluster is ambiguous: neither copy is used, each gets a Problem."""
     by_key: dict[tuple[str, str], list[DesiredConnector]] = defaultdict(list)
     for d in desired:
         by_key[(d.cluster, d.name)].append(d)
@@ -132,7 +146,7 @@ def build_plan(
     problems: Sequence[Problem] = (),
 ) -> Plan:
     """One ConnectorPlan per declared connector whose cluster could be observed, sorted by cluster and name."""
-    unique, dup_problems = _duplicates(desired)
+    unique, dup_problems = split_duplicates(desired)
     plans = [
         plan_connector(
             d, live[d.cluster].connectors.get(d.name), redactor=redactor, version=live[d.cluster].version
