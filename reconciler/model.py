@@ -232,8 +232,15 @@ class Report:
 
     @property
     def problems(self) -> tuple[Problem, ...]:
+        sources = {(c.cluster, c.connector): c.source for c in self.plan.connectors}
         failed = tuple(
-            Problem(o.message, connector=o.action.connector, cluster=o.action.cluster, retryable=o.retryable)
+            Problem(
+                o.message,
+                sources.get((o.action.cluster, o.action.connector)),
+                connector=o.action.connector,
+                cluster=o.action.cluster,
+                retryable=o.retryable,
+            )
             for o in self.outcomes
             if not o.ok
         )

@@ -14,14 +14,13 @@ from dataclasses import dataclass, replace
 import structlog
 
 from reconciler.clients.connect import ConnectClient
-from reconciler.core.planning import build_plan
-from reconciler.core.rendering import render_connector
+from reconciler.core.planning import build_plan, split_duplicates
+from reconciler.core.rendering import Renderer
 from reconciler.core.selectors import Selector
 from reconciler.core.specs import select_specs, specs_from_configmap
 from reconciler.errors import ConnectApiError, RenderError, SpecError
 from reconciler.executor import apply_plan
 from reconciler.model import (
-    DEFAULT_CLUSTER,
     ActionKind,
     ClusterState,
     ConfigMapDoc,
@@ -29,8 +28,8 @@ from reconciler.model import (
     DesiredConnector,
     Outcome,
     Problem,
-    RenderInputs,
     Report,
+    SourceRef,
 )
 from reconciler.retrying import RetryPolicy
 from reconciler.runtime import Runtime
@@ -49,13 +48,13 @@ class Desired:
 
 
 def _render_specs(
-    specs: Iterable[ConnectorSpec], *, inputs: RenderInputs, default_cluster: str
+    specs: Iterable[ConnectorSpec], *, renderer: Renderer
 ) -> tuple[list[DesiredConnector], list[Problem]]:
     desired: list[DesiredConnector] = []
     problems: list[Problem] = []
     for spec in specs:
         try:
-            desired.append(render_connector(spec, inputs=inputs, default_cluster=default_cluster))
+            desired.append(renderer.render(spec))
         except RenderError as exc:
             problems.append(Problem(str(exc), spec.source))
     return desired, problems
@@ -64,34 +63,50 @@ def _render_specs(
 def render_all(
     docs: Iterable[ConfigMapDoc],
     *,
-    inputs: RenderInputs,
+    renderer: Renderer,
     selector: Selector,
-    default_cluster: str = DEFAULT_CLUSTER,
     deleted: Iterable[ConfigMapDoc] = (),
+    complete: bool = True,
 ) -> Desired:
     """Render the selected ConfigMaps. `deleted` ConfigMaps (last state of a deleted or relabeled one) are
-    rendered as disabled, so their connectors are deleted, unless a present ConfigMap declares the name."""
+    rendered as disabled, so their connectors are deleted, unless a present ConfigMap declares the name.
+
+    While any present ConfigMap cannot be read or rendered (or the caller had some it could not parse:
+    `complete=False`), the desired set is partial: a deleted ConfigMap's connector may have moved into the
+    broken one, so no deletion is made for it and its tombstone stays."""
     specs, spec_errors = select_specs(docs, selector=selector)
     problems = [Problem(str(e)) for e in spec_errors]
-    desired, render_problems = _render_specs(specs, inputs=inputs, default_cluster=default_cluster)
+    desired, render_problems = _render_specs(specs, renderer=renderer)
     problems += render_problems
+    partial = bool(problems) or not complete
     declared = {(d.cluster, d.name) for d in desired}
     gone: dict[str, tuple[Key, ...] | None] = {}
     for doc in deleted:
+        if partial:
+            problems.append(
+                Problem(
+                    "deleted; its connectors are kept while another ConfigMap cannot be read "
+                    "(it might declare them now)",
+                    SourceRef(doc.ref),
+                )
+            )
+            gone[doc.ref] = None
+            continue
         try:
             doc_specs = [replace(s, enabled=False) for s in specs_from_configmap(doc)]
         except SpecError as exc:
             problems.append(Problem(f"deleted, and its last state is unusable: {exc}"))
             gone[doc.ref] = None
             continue
-        rendered, failed = _render_specs(doc_specs, inputs=inputs, default_cluster=default_cluster)
+        rendered, failed = _render_specs(doc_specs, renderer=renderer)
         problems += [
             replace(p, message=f"deleted, but its last state cannot be rendered (kept): {p.message}")
             for p in failed
         ]
         gone[doc.ref] = None if failed else tuple((d.cluster, d.name) for d in rendered)
         desired += [d for d in rendered if (d.cluster, d.name) not in declared]
-    return Desired(tuple(desired), tuple(problems), gone)
+    unique, duplicates = split_duplicates(desired)
+    return Desired(tuple(unique), tuple(problems + duplicates), gone)
 
 
 def observe_cluster(client: ConnectClient, *, retry: RetryPolicy) -> ClusterState:
@@ -212,7 +227,7 @@ def reconcile(
     deleted: Iterable[ConfigMapDoc] = (),
 ) -> Report:
     desired = render_all(
-        docs, inputs=rt.inputs, selector=rt.selector, default_cluster=rt.default_cluster, deleted=deleted
+        docs, renderer=rt.renderer, selector=rt.selector, deleted=deleted, complete=not problems
     )
     live, observe_problems = observe(desired.connectors, rt.clients, retry=rt.retry)
     all_problems = [*problems, *desired.problems, *observe_problems]

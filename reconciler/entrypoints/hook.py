@@ -4,8 +4,8 @@ Edge. `--config` prints the bindings (fast: no network). A run reads `$BINDING_C
 full ConfigMap set from it (or lists it from the API server when no context carries it), and
 reconciles. Exit codes follow shell-operator's retry model: non-zero only for transient trouble
 (Connect or the API server unreachable, retries exhausted), which shell-operator retries every 5 s;
-permanent per-connector errors (bad template, 400, a 500 Connect will always give) are logged and exit 0,
-so one broken ConfigMap never blocks the queue. Settings come from CONNECT_RECONCILER_* variables.
+permanent errors (bad template, 400, a 500 Connect will always give, an unreadable properties file or
+Secret volume) are logged and exit 0, so one broken input never blocks the queue. Settings come from CONNECT_RECONCILER_* variables.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from reconciler.core.bindings import hook_config, parse_binding_contexts
 from reconciler.core.selectors import parse_selector
 from reconciler.core.specs import configmap_from_object
 from reconciler.entrypoints.flags import settings_from_environ
-from reconciler.errors import ConnectApiError, ReconcilerError
+from reconciler.errors import ConfigError, ConnectApiError, ReconcilerError, SourceError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, Report
 from reconciler.pipeline import reconcile
@@ -39,11 +39,13 @@ def transient(report: Report) -> bool:
     return any(p.retryable for p in report.problems)
 
 
-def _list_configmaps(settings: Settings) -> list[ConfigMapDoc]:
-    """The full set from the API server, for contexts that carry none (no snapshots, no Synchronization)."""
+def _list_configmaps(settings: Settings) -> tuple[list[ConfigMapDoc], list[SourceError]]:
+    """The full set from the API server, for contexts that carry none (no snapshots, no Synchronization);
+    an unusable object is an error for that ConfigMap, not for the run."""
     from reconciler.clients.kube import ConfigMapApi, kube_api_client  # noqa: PLC0415 - --config stays fast
 
     docs: list[ConfigMapDoc] = []
+    errors: list[SourceError] = []
     for ns in settings.watch.namespaces:
         try:
             api = kube_api_client(settings.watch.kubeconfig)
@@ -54,8 +56,12 @@ def _list_configmaps(settings: Settings) -> list[ConfigMapDoc]:
                 f"cannot list ConfigMaps in namespace {ns or '*'}: {type(exc).__name__}: "
                 f"{getattr(exc, 'reason', None) or exc}"
             ) from None
-        docs.extend(configmap_from_object(o) for o in items)
-    return docs
+        for item in items:
+            try:
+                docs.append(configmap_from_object(item))
+            except SourceError as exc:
+                errors.append(exc)
+    return docs, errors
 
 
 def main(
@@ -89,14 +95,24 @@ def main(
         binding = parse_binding_contexts(json.loads(Path(path).read_text(encoding="utf-8")))
         with open_runtime(settings, environ=environ) as rt:
             use_redactor(rt.redactor)
-            docs = list(binding.configmaps) if binding.configmaps is not None else _list_configmaps(settings)
+            errors = list(binding.errors)
+            if binding.configmaps is not None:
+                docs = list(binding.configmaps)
+            else:
+                docs, listed_errors = _list_configmaps(settings)
+                errors += listed_errors
             report = reconcile(
                 docs,
                 rt=rt,
                 dry_run=False,
                 deleted=binding.deleted,
-                problems=[Problem(str(e)) for e in binding.errors],
+                problems=[Problem(str(e)) for e in errors],
             )
+    except ConfigError as exc:
+        # A broken properties file or Secret volume stays broken until someone fixes it: retrying every
+        # 5 s would only block the queue. The next event or resync tries again with the fixed files.
+        log.error("hook run failed; nothing reconciled until the input is fixed", error=str(exc))
+        return EXIT_OK
     except (ReconcilerError, ConnectApiError, OSError, ValueError) as exc:
         log.error("hook run failed; shell-operator will retry", error=str(exc))
         return EXIT_RETRY

@@ -7,14 +7,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from reconciler import runtime
 from reconciler.entrypoints import hook
 from tests.fake_connect import FakeConnect
+from tests.support import route_hook_to
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binding_contexts"
 
@@ -22,12 +21,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binding_contexts"
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeConnect:
     fake = FakeConnect()
-    real = runtime.connect_clients
-
-    def with_fake(clusters: Any, **kwargs: Any) -> Any:
-        return real(clusters, transport=httpx.MockTransport(fake.handle))
-
-    monkeypatch.setattr(runtime, "connect_clients", with_fake)
+    route_hook_to(monkeypatch, httpx.MockTransport(fake.handle))
     return fake
 
 

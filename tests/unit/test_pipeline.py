@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.model import ConfigMapDoc
+from reconciler.model import ConfigMapDoc, Problem
 from reconciler.pipeline import reconcile
 from tests.fake_connect import FakeConnect
 from tests.support import runtime_for
@@ -39,6 +39,28 @@ def test_connector_moved_to_another_configmap_is_not_deleted() -> None:
         dry_run=False,
     )
     assert report.ok and fake.writes() == [] and report.plan.problems == ()
+
+
+def test_a_connector_moved_into_a_broken_configmap_is_not_deleted() -> None:
+    """The PR moves `moved` from cm-old into cm-new and breaks cm-new: the desired set is partial, so the
+    deletion waits (its tombstone stays) until cm-new renders again."""
+    fake = FakeConnect()
+    fake.add("moved", {"connector.class": "X"})
+    broken = ConfigMapDoc("cm-new", "default", {"destination": "connect"}, {"k.json": '{"name": "moved", '})
+    rt = runtime_for(fake)
+    report = reconcile([broken], deleted=[doc("cm-old", "moved")], rt=rt, dry_run=False)
+    assert fake.writes() == [] and report.settled_deletions == frozenset()
+    assert any(
+        str(p).startswith("ConfigMap default/cm-old: deleted; its connectors are kept")
+        for p in report.problems
+    )
+    # A file the caller could not parse at all makes the set partial too.
+    report = reconcile(
+        [], deleted=[doc("cm-old", "moved")], rt=rt, dry_run=False, problems=[Problem("x.yaml: bad")]
+    )
+    assert fake.writes() == [] and report.settled_deletions == frozenset()
+    report = reconcile([], deleted=[doc("cm-old", "moved")], rt=rt, dry_run=False)
+    assert fake.writes() == ["DELETE /connectors/moved"] and report.settled_deletions == {"default/cm-old"}
 
 
 def test_unknown_cluster_is_a_problem_for_that_connector_only() -> None:
