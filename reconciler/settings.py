@@ -54,6 +54,7 @@ class WatchSettings:
     kubeconfig: str | None = None
     resync_seconds: float = 60.0
     debounce_seconds: float = 1.0
+    inputs_poll_seconds: float = 5.0  # how often mounted Secrets and properties files are checked for changes
     health_address: str = "0.0.0.0:8080"
     resync_crontab: str = "* * * * *"  # the hook's schedule binding
     window_s: int = 300  # server-side timeoutSeconds of one watch request

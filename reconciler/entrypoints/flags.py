@@ -122,6 +122,13 @@ FLAGS: tuple[Flag, ...] = (
         RUN,
         kind=float,
     ),
+    Flag(
+        "--inputs-poll-seconds",
+        "check mounted Secrets and properties files this often; a change re-renders every template (0: never)",
+        "5",
+        RUN,
+        kind=float,
+    ),
     Flag("--health-address", "HOST:PORT for /healthz and /readyz ('' disables)", "0.0.0.0:8080", RUN),
     Flag("--resync-crontab", "the hook's resync schedule (shell-operator crontab)", "* * * * *", RUN),
 )
@@ -214,6 +221,7 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             kubeconfig=values.get("kubeconfig"),
             resync_seconds=float(values.get("resync_seconds", 60.0)),
             debounce_seconds=float(values.get("debounce_seconds", 1.0)),
+            inputs_poll_seconds=float(values.get("inputs_poll_seconds", 5.0)),
             health_address=values.get("health_address", "0.0.0.0:8080"),
             resync_crontab=values.get("resync_crontab", "* * * * *"),
         ),
