@@ -5,6 +5,10 @@ failed action skips the ones after it (no pause after a rejected update). Rules 
 - A write whose answer was lost (reset, read timeout, 500 "Request timed out", a gateway's 502/504)
   has an unknown outcome: before it is retried the connector is re-read, and the write is skipped if
   it already took effect. An identical config is never written twice (Connect restarts on each write).
+- A restart (auto-restart) whose answer was lost is not sent again: it counts as done, with the unknown
+  outcome in its message. Connect runs restarts asynchronously, so a re-read could not tell a restart that
+  landed from one still queued, and a second one would restart tasks the first just started; the attempt
+  is counted already (see `core.restarts`), and the next pass sees whether the connector still fails.
 - A create follows the wire steps the plan chose; a worker that refuses `initial_state` (an old or
   mis-versioned worker) gets PUT-then-pause/stop instead.
 - A per-cluster breaker: once one action exhausted its retries because Connect was unavailable, the
@@ -101,6 +105,8 @@ def _perform(action: Action, client: ConnectClient) -> None:
             client.stop(action.connector)
         case ActionKind.DELETE:
             client.delete(action.connector)
+        case ActionKind.RESTART:
+            client.restart(action.connector)
 
 
 def execute_action(action: Action, client: ConnectClient, *, retry: RetryPolicy) -> Outcome:
@@ -108,6 +114,9 @@ def execute_action(action: Action, client: ConnectClient, *, retry: RetryPolicy)
 
     def attempt() -> None:
         nonlocal unknown
+        if unknown and action.kind is ActionKind.RESTART:
+            log.info("a restart's outcome is unknown; not sending it again", connector=action.connector)
+            return
         if unknown and _finished_after_unknown(action, client):
             log.info("an earlier attempt took effect; not sending it again", connector=action.connector)
             return
@@ -130,6 +139,8 @@ def execute_action(action: Action, client: ConnectClient, *, retry: RetryPolicy)
             retryable=exc.retryable,
             unavailable=isinstance(exc, ConnectUnavailable),
         )
+    if unknown and action.kind is ActionKind.RESTART:
+        return Outcome(action, ok=True, message="sent; its outcome is unknown (the next pass checks it)")
     return Outcome(action, ok=True, message="done")
 
 

@@ -2,7 +2,8 @@
 
 It keeps the semantics that matter to the reconciler: values stored as strings with `name` injected,
 201 vs 200 on PUT, 409 on POST of an existing name, `expand` dropping connectors without status, pause/
-resume/stop target states, and scripted faults (a queue of canned responses for matching requests).
+resume/stop target states, FAILED connectors and tasks with restart (KIP-745's `onlyFailed`), offsets,
+and scripted faults (a queue of canned responses for matching requests).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import unquote
 import httpx
 
 from reconciler.clients.connect import ConnectClient
+from reconciler.core.versions import kafka_version
 
 
 @dataclass
@@ -25,6 +27,8 @@ class FakeConnect:
     requests: list[httpx.Request] = field(default_factory=list)
     faults: list[tuple[str, str, httpx.Response]] = field(default_factory=list)
     no_status: set[str] = field(default_factory=set)
+    offsets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # GET .../offsets, by connector
+    restarts: list[str] = field(default_factory=list)  # "name?query" of every POST .../restart
 
     # --- test helpers ------------------------------------------------------------------------------
     def add(self, name: str, config: dict[str, Any], state: str = "RUNNING") -> None:
@@ -32,6 +36,15 @@ class FakeConnect:
             "config": {**{k: str(v) for k, v in config.items()}, "name": name},
             "state": state,
         }
+
+    def fail_connector(self, name: str) -> None:
+        """The Connector instance fails (its task keeps its state)."""
+        self.connectors[name]["failed"] = True
+
+    def fail_task(self, name: str) -> None:
+        """Its (only) task fails. A restart with includeTasks clears it, and so does a config write (`add`
+        builds the entry anew, as the new config's tasks start afresh)."""
+        self.connectors[name]["failed_task"] = True
 
     def fail(self, method: str, path_regex: str, status: int, body: Any = None, *, times: int = 1) -> None:
         content = (
@@ -56,19 +69,26 @@ class FakeConnect:
                 del self.faults[i]
                 return response
         body = json.loads(request.content) if request.content else None
-        return self._route(request.method, path, request.url.params.get_list("expand"), body)
+        return self._route(
+            request.method, path, request.url.params.get_list("expand"), body, request.url.params
+        )
 
     def _status(self, name: str) -> dict[str, Any]:
         c = self.connectors[name]
-        tasks = [] if c["state"] == "STOPPED" else [{"id": 0, "state": c["state"], "worker_id": "w"}]
+        # A failed connector or task shows FAILED over its target state until a restart clears it.
+        task = "FAILED" if c.get("failed_task") else c["state"]
+        tasks = [] if c["state"] == "STOPPED" else [{"id": 0, "state": task, "worker_id": "w"}]
+        state = "FAILED" if c.get("failed") else c["state"]
         return {
             "name": name,
-            "connector": {"state": c["state"], "worker_id": "w"},
+            "connector": {"state": state, "worker_id": "w"},
             "tasks": tasks,
             "type": "source",
         }
 
-    def _route(self, method: str, path: str, expand: list[str], body: Any) -> httpx.Response:
+    def _route(
+        self, method: str, path: str, expand: list[str], body: Any, params: httpx.QueryParams | None = None
+    ) -> httpx.Response:
         def error(status: int, message: str) -> httpx.Response:
             return httpx.Response(status, json={"error_code": status, "message": message})
 
@@ -140,4 +160,29 @@ class FakeConnect:
             case ("DELETE", ""):
                 del self.connectors[name]
                 return httpx.Response(204)
+            case ("POST", "/restart"):
+                return self._restart(name, params or httpx.QueryParams())
+            case ("GET", "/offsets"):  # KIP-875 (3.5); before it, JAX-RS's 404 for an unknown path
+                if self._kafka() < (3, 5):
+                    return error(404, "HTTP 404 Not Found")
+                return httpx.Response(200, json={"offsets": self.offsets.get(name, [])})
         return error(405, "HTTP 405 Method Not Allowed")
+
+    def _kafka(self) -> tuple[int, int]:
+        return kafka_version(self.version) or (0, 0)
+
+    def _restart(self, name: str, params: httpx.QueryParams) -> httpx.Response:
+        """KIP-745 (3.0): with includeTasks/onlyFailed, 202 and the planned states; without, or on older
+        workers (which ignore the parameters), the Connector instance only and 204."""
+        c = self.connectors[name]
+        self.restarts.append(f"{name}?{params}" if params else name)
+        kip745 = self._kafka() >= (3, 0) and ("includeTasks" in params or "onlyFailed" in params)
+        only_failed = kip745 and params.get("onlyFailed") == "true"
+        include_tasks = kip745 and params.get("includeTasks") == "true"
+        if c.get("failed") or not only_failed:
+            c["failed"] = False
+        if include_tasks:
+            c["failed_task"] = False
+        if not kip745:
+            return httpx.Response(204)
+        return httpx.Response(202, json=self._status(name))

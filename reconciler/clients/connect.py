@@ -58,6 +58,8 @@ _PERMANENT_500 = re.compile(
 )
 # Connect's messages can quote whole configs; an error line stays readable at this length.
 MAX_MESSAGE_CHARS = 500
+# JAX-RS's message for a path no resource matches; Connect's mapper wraps it in its JSON error body.
+_UNKNOWN_PATH = ": HTTP 404 Not Found"
 # Transport failures before the request was sent: the write certainly did not happen.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -185,6 +187,21 @@ class ConnectClient:
             status = None  # no status record yet, typical right after a create
         return live_from_parts(name, config, status)
 
+    def offsets(self, name: str) -> Mapping[str, Any] | None:
+        """`GET /connectors/{name}/offsets` (Kafka >= 3.5, KIP-875): `{"offsets": [{"partition", "offset"}]}`.
+
+        None when the worker has no such endpoint: JAX-RS's own 404 for an unknown path (Connect's JSON,
+        with the message "HTTP 404 Not Found") or a 405. Connect's 404 naming the connector is
+        ConnectNotFound; a 404 that is not Connect's JSON stays ConnectUnavailable (a starting worker)."""
+        try:
+            body = self._json("GET", _path(name, "/offsets"))
+        except ConnectApiError as exc:
+            # The whole message, not a substring: a connector may be named "HTTP 404 Not Found".
+            if exc.status == 405 or (isinstance(exc, ConnectNotFound) and str(exc).endswith(_UNKNOWN_PATH)):
+                return None
+            raise
+        return body if isinstance(body, Mapping) else {}
+
     def validate(self, config: Mapping[str, str]) -> Any:
         plugin = config.get("connector.class", "")
         path = f"/connector-plugins/{quote(plugin.rsplit('.', 1)[-1], safe='')}/config/validate"
@@ -209,6 +226,15 @@ class ConnectClient:
 
     def stop(self, name: str) -> None:
         self._request("PUT", _path(name, "/stop"), write=True)
+
+    def restart(self, name: str) -> None:
+        """Restart the FAILED connector instance and tasks only (Kafka >= 3.0, KIP-745): 202 with the planned
+        states (the restart runs asynchronously), 200/204 from workers that answer otherwise. Not
+        idempotent-harmless: a resend restarts again, so the executor does not resend after an unknown
+        outcome."""
+        self._request(
+            "POST", _path(name, "/restart"), params={"includeTasks": "true", "onlyFailed": "true"}, write=True
+        )
 
     def delete(self, name: str) -> None:
         try:

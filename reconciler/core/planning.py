@@ -6,7 +6,9 @@ Pure. Rules (see README "What the reconciler changes"):
 - a connector is deleted only when a present ConfigMap declares it with `enabled: "false"`;
 - a name declared by two ConfigMap keys (same cluster) is an error and nothing is written for it;
 - a connector UNASSIGNED or RESTARTING gets no state write (its target state is not visible);
-- how a create is sent (POST with initial_state, or PUT then pause/stop) follows the worker's version.
+- how a create is sent (POST with initial_state, or PUT then pause/stop) follows the worker's version;
+- a FAILED connector or task is restarted only when declared, enabled and desired RUNNING, with Strimzi's
+  backoff (`restart_action`, `core.restarts`).
 `ConfigChange` values are already masked — the live side under the same rules as the desired side (see
 `secret_change`) — so a Plan can be printed or serialised as it is.
 """
@@ -15,12 +17,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from reconciler.core.redaction import Redactor, mask, references_secret
+from reconciler.core.restarts import decide, describe, supports_restart
 from reconciler.core.versions import supports_initial_state
 from reconciler.model import (
     Action,
     ActionKind,
+    AutoRestart,
     ClusterState,
     ConfigChange,
     ConnectorPlan,
@@ -30,6 +35,7 @@ from reconciler.model import (
     LiveConnector,
     Plan,
     Problem,
+    RestartRecord,
 )
 
 _STATE_ACTION: Mapping[DesiredState, tuple[ActionKind, frozenset[str]]] = {
@@ -115,6 +121,37 @@ def plan_connector(
     return ConnectorPlan(
         name, cluster, desired.source, tuple(actions), changes, live.state, desired.state, waiting
     )
+
+
+def restart_action(
+    desired: DesiredConnector,
+    live: LiveConnector | None,
+    record: RestartRecord,
+    policy: AutoRestart,
+    *,
+    now: float,
+    version: str | None = None,
+) -> tuple[Action | None, RestartRecord, str | None]:
+    """Auto-restart for one declared connector: (the RESTART action or None, the record to store, the
+    note for `ConnectorPlan.restart`). `policy` is the default, which `desired.auto_restart` overrides;
+    `now` is epoch seconds; `version` is the worker's (a worker known to predate Kafka 3.0 gets none).
+
+    Only a connector the reconciler would keep is a candidate: enabled (a disabled one is being deleted)
+    and desired RUNNING (PAUSED or STOPPED on purpose stays so); otherwise the record is returned as it
+    came. The caller appends the action after the connector's other actions: after a config update it is
+    harmless, since `onlyFailed=true` leaves whatever the update restarted alone. The record counts the
+    restart already (see `core.restarts`): store it only when the plan is applied, not in a dry run."""
+    if not desired.enabled or live is None or desired.state is not DesiredState.RUNNING:
+        return None, record, None
+    effective = desired.auto_restart if desired.auto_restart is not None else policy
+    if supports_restart(version):
+        decision = decide(live, record, effective, now=now)
+    else:  # decided as if disabled, so the record stays as it is; the note says why
+        decision = decide(live, record, AutoRestart(enabled=False), now=now)
+        if decision.failing:
+            decision = replace(decision, held=f"auto-restart needs Kafka 3.0 or later (worker {version})")
+    action = Action(ActionKind.RESTART, desired.name, desired.cluster) if decision.restart else None
+    return action, decision.record, describe(decision, effective, now=now)
 
 
 def split_duplicates(desired: Iterable[DesiredConnector]) -> tuple[list[DesiredConnector], list[Problem]]:

@@ -33,7 +33,14 @@ import jq
 from reconciler.core.normalize import normalize_config
 from reconciler.core.redaction import Redactor
 from reconciler.errors import RenderError
-from reconciler.model import DEFAULT_CLUSTER, ConnectorSpec, DesiredConnector, DesiredState, RenderInputs
+from reconciler.model import (
+    DEFAULT_CLUSTER,
+    AutoRestart,
+    ConnectorSpec,
+    DesiredConnector,
+    DesiredState,
+    RenderInputs,
+)
 
 # Kafka's config topic takes records up to ~1 MB (max.message.bytes): a larger config cannot be stored.
 MAX_CONFIG_BYTES = 1_000_000
@@ -49,7 +56,7 @@ _POSTLUDE = (
     f'\n] | if any(.[] | ..; type == "number" and (isnan or isinfinite)) then error("{_NONFINITE}") '
     "else map(tojson) end"
 )
-_ALLOWED_FIELDS = frozenset({"name", "config", "state", "cluster"})
+_ALLOWED_FIELDS = frozenset({"name", "config", "state", "cluster", "autoRestart"})
 _LINE = re.compile(r"at <top-level>, line (\d+)(, column \d+)?")
 _RESERVED = frozenset({"__env", "secrets", "files", "ENV"})
 
@@ -208,6 +215,42 @@ def _parse_cluster(doc: Mapping[str, Any], default_cluster: str) -> str:
     return cluster
 
 
+_AUTO_RESTART_SHAPE = '"autoRestart" must be true, false or {"enabled": bool, "maxRestarts": int}'
+# Strimzi's maxRestarts is a Java int; anything larger is a typo, and int() of a 1000-digit Decimal is slow.
+_MAX_RESTARTS_LIMIT = 2**31 - 1
+
+
+def _parse_auto_restart(value: Any) -> AutoRestart:
+    """The template's "autoRestart" (present; absent is None, the default policy): true, false, or an
+    object with optional "enabled" (bool) and "maxRestarts" (an integer >= 0: an int, or a Decimal with
+    no fraction, as numbers arrive from jq)."""
+
+    def _kind(v: Any) -> str:
+        return "an object" if isinstance(v, Mapping) else _json_type(v)
+
+    if isinstance(value, bool):
+        return AutoRestart(enabled=value)
+    if not isinstance(value, Mapping):
+        raise RenderError(f"{_AUTO_RESTART_SHAPE}; got {_kind(value)}")
+    unknown = sorted(set(value) - {"enabled", "maxRestarts"})
+    if unknown:
+        raise RenderError(f"{_AUTO_RESTART_SHAPE}; got the key(s) {', '.join(map(json.dumps, unknown))}")
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise RenderError(f'{_AUTO_RESTART_SHAPE}; "enabled" is {_kind(enabled)}')
+    if "maxRestarts" not in value:
+        return AutoRestart(enabled=enabled)
+    limit = value["maxRestarts"]
+    number = isinstance(limit, int | Decimal) and not isinstance(limit, bool)
+    # The range first: int() of a Decimal like 1E+999999 would build a huge integer.
+    if not number or not 0 <= limit <= _MAX_RESTARTS_LIMIT or limit != int(limit):
+        detail = str(limit) if number else _kind(limit)
+        raise RenderError(
+            f'{_AUTO_RESTART_SHAPE}; "maxRestarts" is {detail} (an integer from 0 to {_MAX_RESTARTS_LIMIT})'
+        )
+    return AutoRestart(enabled=enabled, max_restarts=int(limit))
+
+
 def _config_size(config: Mapping[str, str]) -> int:
     return len(json.dumps(config, ensure_ascii=False).encode("utf-8"))
 
@@ -260,6 +303,7 @@ def desired_from_document(
         enabled=spec.enabled,
         source=spec.source,
         secret_keys=redactor.secret_keys(normalized),
+        auto_restart=_parse_auto_restart(doc["autoRestart"]) if "autoRestart" in doc else None,
     )
 
 
