@@ -6,6 +6,8 @@
     ├── RenderError                 a data key's jq program fails or yields an invalid connector
     ├── ConfigError                 the reconciler's own settings are wrong (clusters file, flags)
     ├── ShuttingDown                a stop was requested while waiting to retry: nothing more is tried
+    ├── LedgerUnavailable           the ownership ledger cannot be read or written: what we own is unknown
+    │   └── LedgerConflict          409: someone else wrote it since we read it; re-read and re-plan
     └── ConnectApiError(status)     Kafka Connect answered with an error, or could not be reached
         ├── ConnectUnavailable      Connect itself did not answer: refused, reset, timed out, a proxy's
         │                           502/503/504, a starting worker's 404 (not Connect's JSON)
@@ -44,6 +46,14 @@ class ConfigError(ReconcilerError):
 
 
 class ShuttingDown(ReconcilerError):
+    pass
+
+
+class LedgerUnavailable(ReconcilerError):
+    retryable = True
+
+
+class LedgerConflict(LedgerUnavailable):
     pass
 
 

@@ -5,9 +5,11 @@ Pure: no I/O. Every stage takes these and returns these, so each stage can be te
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 DEFAULT_CLUSTER = "default"
 
@@ -35,6 +37,8 @@ class ConfigMapDoc:
     labels: Mapping[str, str]
     data: Mapping[str, str]
     origin: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    uid: str | None = None  # the API server's; None for files
 
     @property
     def ref(self) -> str:
@@ -71,6 +75,72 @@ class RenderInputs:
 
 
 @dataclass(frozen=True, slots=True)
+class AutoRestart:
+    """A connector's auto-restart policy (Strimzi's): restart it when it or a task is FAILED, backing off
+    `min(n*n + n, 60)` minutes after the n-th restart; `max_restarts` None means no limit. Defined here,
+    not in `core.restarts`, because `DesiredConnector` carries it and the model sits below the core."""
+
+    enabled: bool = True
+    max_restarts: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "maxRestarts": self.max_restarts}
+
+    @classmethod
+    def from_json(cls, data: Any) -> AutoRestart:
+        """The inverse of `to_json`; ValueError (one line) for anything else."""
+        if not isinstance(data, Mapping) or set(data) - {"enabled", "maxRestarts"}:
+            raise ValueError(f"not an auto-restart policy: {data!r}")
+        enabled, limit = data.get("enabled", True), data.get("maxRestarts")
+        if not isinstance(enabled, bool) or not (limit is None or _is_count(limit)):
+            raise ValueError(f"not an auto-restart policy: {data!r}")
+        return cls(enabled, limit)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_time(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RestartRecord:
+    """One connector's auto-restart counter, kept between passes (in the ownership ledger). Times are epoch
+    seconds. `RestartRecord()` is the state of a connector with nothing to remember: no need to store it."""
+
+    count: int = 0  # restarts since the last reset, counted when planned (failed REST calls included)
+    last_restart: float | None = None
+    last_failure: float | None = None  # the last pass that saw it FAILED: the reset is measured from here
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "lastRestart": self.last_restart, "lastFailure": self.last_failure}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RestartRecord:
+        """The inverse of `to_json` (missing keys take their defaults); ValueError (one line) for anything
+        else, so a hand-edited ledger entry is refused rather than read as a fresh counter."""
+        keys = {"count", "lastRestart", "lastFailure"}
+        if not isinstance(data, Mapping) or set(data) - keys:
+            raise ValueError(f"not a restart record: {data!r}")
+        count, last_restart, last_failure = (
+            data.get("count", 0),
+            data.get("lastRestart"),
+            data.get("lastFailure"),
+        )
+        if not _is_count(count) or not _is_time(last_restart) or not _is_time(last_failure):
+            raise ValueError(f"not a restart record: {data!r}")
+        return cls(
+            count,
+            None if last_restart is None else float(last_restart),
+            None if last_failure is None else float(last_failure),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredConnector:
     """A rendered, normalised connector: `config` is exactly what Connect would store (strings, with `name`)."""
 
@@ -81,6 +151,7 @@ class DesiredConnector:
     enabled: bool
     source: SourceRef
     secret_keys: frozenset[str] = frozenset()
+    auto_restart: AutoRestart | None = None  # None: the reconciler's default policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +180,7 @@ class ActionKind(StrEnum):
     RESUME = "resume"
     STOP = "stop"
     DELETE = "delete"
+    RESTART = "restart"  # the FAILED connector and/or tasks only (auto-restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +225,8 @@ class Action:
                 return (f"PUT {path}/config",)
             case ActionKind.DELETE:
                 return (f"DELETE {path}",)
+            case ActionKind.RESTART:
+                return (f"POST {path}/restart?includeTasks=true&onlyFailed=true",)
             case _:
                 return (f"PUT {path}/{self.kind.value}",)
 
@@ -189,6 +263,8 @@ class ConnectorPlan:
     live_state: str | None = None
     desired_state: DesiredState | None = None
     waiting: str | None = None  # why no state change is planned yet (e.g. waiting for assignment)
+    restart: str | None = None  # auto-restart's note, e.g. "restart 3 of 5; next allowed in 12 min"
+    reason: str | None = None  # ownership: why it is deleted (pruned) or held, from the ledger
 
     @property
     def in_sync(self) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from reconciler.clients.connect import ConnectClient
+from reconciler.core.ledger import Ledger
 from reconciler.core.planning import build_plan, split_duplicates
 from reconciler.core.rendering import Renderer
 from reconciler.core.selectors import Selector
@@ -24,12 +25,22 @@ from reconciler.model import (
     ActionKind,
     ClusterState,
     ConfigMapDoc,
+    ConnectorPlan,
     ConnectorSpec,
     DesiredConnector,
     Outcome,
+    Plan,
     Problem,
     Report,
     SourceRef,
+)
+from reconciler.ownership import (
+    decide_all,
+    read_ledgers,
+    record_after,
+    record_before,
+    with_restarts,
+    without_clusters,
 )
 from reconciler.retrying import RetryPolicy
 from reconciler.runtime import Runtime
@@ -126,10 +137,12 @@ def observe(
     clients: Mapping[str, ConnectClient],
     *,
     retry: RetryPolicy,
+    also: Iterable[str] = (),
 ) -> tuple[dict[str, ClusterState], list[Problem]]:
+    """The clusters the desired connectors name, and `also` those (clusters the ledger owns some in)."""
     live: dict[str, ClusterState] = {}
     problems: list[Problem] = []
-    for cluster in sorted({d.cluster for d in desired}):
+    for cluster in sorted({d.cluster for d in desired} | set(also)):
         names = sorted(d.name for d in desired if d.cluster == cluster)
         if cluster not in clients:
             problems.extend(
@@ -217,6 +230,29 @@ def _log_outcome(outcome: Outcome) -> None:
         )
 
 
+def _log_deletes(plan: Plan, live: Mapping[str, ClusterState], rt: Runtime) -> None:
+    """Before a delete, its last config (secrets masked) and its offsets go to the log: a mistaken delete
+    can then be recreated where it left off (`PATCH /connectors/{name}/offsets`)."""
+    for c in plan.connectors:
+        for a in c.actions:
+            if a.kind is not ActionKind.DELETE or a.cluster not in rt.clients:
+                continue
+            held = live.get(a.cluster)
+            current = held.connectors.get(a.connector) if held is not None else None
+            try:
+                offsets = rt.clients[a.cluster].offsets(a.connector)
+            except ConnectApiError as exc:
+                offsets = {"unavailable": str(exc)}
+            log.warning(
+                "deleting connector",
+                connector=a.connector,
+                cluster=a.cluster,
+                reason=c.reason or "enabled: false",
+                config=rt.redactor.mask_config(current.config) if current is not None else None,
+                offsets=offsets,
+            )
+
+
 def reconcile(
     docs: Iterable[ConfigMapDoc],
     *,
@@ -226,17 +262,59 @@ def reconcile(
     problems: Sequence[Problem] = (),
     deleted: Iterable[ConfigMapDoc] = (),
 ) -> Report:
+    """One pass. With a ledger (`rt.ledger`), ownership decides what may be written and what is pruned,
+    and `deleted` (the watcher's tombstones) is not needed: the ledger remembers across restarts."""
+    docs = list(docs)
+    deleted = list(deleted)
+    store = rt.ledger
     desired = render_all(
-        docs, renderer=rt.renderer, selector=rt.selector, deleted=deleted, complete=not problems
+        docs,
+        renderer=rt.renderer,
+        selector=rt.selector,
+        deleted=deleted if store is None else (),
+        complete=not problems,
     )
-    live, observe_problems = observe(desired.connectors, rt.clients, retry=rt.retry)
-    all_problems = [*problems, *desired.problems, *observe_problems]
+    ledger_problems: list[Problem] = []
+    ledgers: dict[str, Ledger] = {}
+    if store is not None:
+        ledgers, ledger_problems = read_ledgers(store, sorted(rt.clients))
+    owned = [c for c, lg in ledgers.items() if lg.entries]
+    live, observe_problems = observe(desired.connectors, rt.clients, retry=rt.retry, also=owned)
+    all_problems = [*problems, *desired.problems, *ledger_problems, *observe_problems]
     if validate:
         all_problems.extend(validate_all(desired.connectors, rt.clients, retry=rt.retry))
-    plan = build_plan(desired.connectors, live, redactor=rt.redactor, problems=all_problems)
+    to_plan: Sequence[DesiredConnector] = desired.connectors
+    extra: tuple[ConnectorPlan, ...] = ()
+    decisions = None
+    if store is not None:
+        decisions = decide_all(
+            desired.connectors,
+            ledgers,
+            live,
+            configmaps={d.ref: d for d in docs},
+            clusters=sorted(rt.clients),
+            complete=not problems and not desired.problems,
+            now=rt.clock.now(),
+            settings=rt.prune,
+        )
+        to_plan, extra = decisions.managed, decisions.plans
+        all_problems.extend(decisions.problems)
+    plan = build_plan(to_plan, live, redactor=rt.redactor, problems=all_problems)
+    if decisions is not None:
+        plan, decisions = with_restarts(
+            plan, decisions, live, policy=rt.restart, now=rt.clock.now().timestamp()
+        )
+    if extra:
+        merged = sorted((*plan.connectors, *extra), key=lambda p: (p.cluster, p.connector))
+        plan = replace(plan, connectors=tuple(merged))
     declared = {(d.cluster, d.name) for d in desired.connectors if d.source.configmap not in desired.gone}
     if dry_run:
         return Report(plan, dry_run=True)
+    stored: dict[str, Ledger] = {}
+    if store is not None and decisions is not None:
+        stored, failed, write_problems = record_before(store, decisions)
+        plan = replace(without_clusters(plan, failed), problems=plan.problems + tuple(write_problems))
+    _log_deletes(plan, live, rt)
     outcomes = apply_plan(
         plan,
         rt.clients,
@@ -244,5 +322,11 @@ def reconcile(
         on_outcome=_log_outcome,
         should_continue=lambda: rt.should_continue,
     )
-    settled = settled_deletions(desired.gone, live, outcomes, declared=declared)
+    if store is not None:
+        after = record_after(store, stored, outcomes)
+        plan = replace(plan, problems=plan.problems + tuple(after))
+        # The ledger prunes what tombstones used to: every one handed in is settled.
+        settled = frozenset(d.ref for d in deleted)
+    else:
+        settled = settled_deletions(desired.gone, live, outcomes, declared=declared)
     return Report(plan, tuple(outcomes), dry_run=False, settled_deletions=settled)

@@ -30,6 +30,7 @@ _SYMBOL = {
     ActionKind.PAUSE: ("~", "cyan"),
     ActionKind.RESUME: ("~", "cyan"),
     ActionKind.STOP: ("~", "cyan"),
+    ActionKind.RESTART: ("~", "yellow"),
 }
 
 
@@ -49,9 +50,15 @@ def _plan_lines(cp: ConnectorPlan, paint: _Painter) -> list[str]:
     where = f"  ({cp.source})" if cp.source else ""
     cluster = f" @{cp.cluster}"
     waiting = f" ({cp.waiting}; the next pass decides its state)" if cp.waiting else ""
+    restart = f" ({cp.restart})" if cp.restart else ""
+    if cp.in_sync and cp.reason:
+        return [paint(f"! {cp.connector}{cluster}: not deleted: {cp.reason}", "yellow") + where]
     if cp.in_sync:
         state = f" [{cp.live_state}]" if cp.live_state else ""
-        return [paint(f"= {cp.connector}{cluster}: in sync{state}{waiting}", "dim")]
+        # No restart planned, but a failing connector's note (backoff, limit reached) is worth a look.
+        return [paint(f"= {cp.connector}{cluster}: in sync{state}{waiting}", "dim")] + (
+            [paint(f"    [{cp.live_state}]{restart}", "yellow")] if restart else []
+        )
     lines = []
     for action in cp.actions:
         symbol, style = _SYMBOL[action.kind]
@@ -60,9 +67,15 @@ def _plan_lines(cp: ConnectorPlan, paint: _Painter) -> list[str]:
             detail = f" ({', then '.join(action.wire_steps)})"
         elif action.kind in (ActionKind.PAUSE, ActionKind.RESUME, ActionKind.STOP):
             detail = f" (state {cp.live_state} -> {cp.desired_state.value if cp.desired_state else '?'})"
+        elif action.kind is ActionKind.RESTART:
+            detail = restart
+        elif action.kind is ActionKind.DELETE and cp.reason:
+            detail = f" ({cp.reason})"
         lines.append(paint(f"{symbol} {action.kind.value} {cp.connector}{cluster}{detail}", style) + where)
     if waiting:
         lines.append(paint(f"    [{cp.live_state}]{waiting}", "dim"))
+    if restart and not any(a.kind is ActionKind.RESTART for a in cp.actions):
+        lines.append(paint(f"    [{cp.live_state}]{restart}", "yellow"))
     for change in cp.changes:
         if change.before is None:
             lines.append(paint(f"    + {change.key} = {_q(change.after)}", "green"))
@@ -77,7 +90,8 @@ def _counts(plan: Plan) -> dict[str, int]:
     counts = {kind.value: 0 for kind in ActionKind}
     for action in plan.actions:
         counts[action.kind.value] += 1
-    counts["in_sync"] = sum(1 for c in plan.connectors if c.in_sync)
+    counts["in_sync"] = sum(1 for c in plan.connectors if c.in_sync and not c.reason)
+    counts["held"] = sum(1 for c in plan.connectors if c.in_sync and c.reason)
     return counts
 
 
@@ -116,6 +130,8 @@ def report_dict(report: Report) -> dict[str, Any]:
                 "actions": [a.kind.value for a in c.actions],
                 "wire_steps": [step for a in c.actions for step in a.wire_steps],
                 "waiting": c.waiting,
+                "restart": c.restart,
+                "reason": c.reason,
                 "live_state": c.live_state,
                 "desired_state": c.desired_state.value if c.desired_state else None,
                 "changes": [
@@ -149,10 +165,12 @@ def render_text(report: Report, *, redactor: Redactor, color: bool = False) -> s
         lines.append(paint("! error: ", "red") + str(p))
     c = _counts(report.plan)
     verb = "Plan" if report.dry_run else "Applied"
+    restarts = f"{c['restart']} to restart, " if c["restart"] else ""  # shown only when there are some
+    restarts += f"{c['held']} not deleted, " if c["held"] else ""
     lines.append(
         paint(
             f"{verb}: {c['create']} to create, {c['update']} to update, {c['delete']} to delete, "
-            f"{c['pause'] + c['resume'] + c['stop']} state changes, {c['in_sync']} in sync, "
+            f"{c['pause'] + c['resume'] + c['stop']} state changes, {restarts}{c['in_sync']} in sync, "
             f"{len(report.problems)} error(s).",
             "bold",
         )
@@ -184,9 +202,17 @@ def render_connectors(desired: Sequence[DesiredConnector], *, redactor: Redactor
 
 
 def render_status(
-    desired: Sequence[DesiredConnector], live: Mapping[str, ClusterState], *, redactor: Redactor
+    desired: Sequence[DesiredConnector],
+    live: Mapping[str, ClusterState],
+    *,
+    redactor: Redactor,
+    restarts: Mapping[tuple[str, str], str] | None = None,
 ) -> str:
-    """The `status` command: every declared connector with its live state and its tasks' states."""
+    """The `status` command: every declared connector with its live state and its tasks' states.
+
+    `restarts` holds auto-restart notes (`ConnectorPlan.restart`) by (cluster, name), e.g. a restart limit
+    reached, which only the counters know."""
+    notes = restarts or {}
     lines = []
     for d in sorted(desired, key=lambda d: (d.cluster, d.name)):
         cluster = live.get(d.cluster)
@@ -198,5 +224,6 @@ def render_status(
         else:
             tasks = ", ".join(found.tasks) or "no tasks"
             state = f"{found.state or 'UNKNOWN'} (tasks: {tasks})"
-        lines.append(f"{d.name} @{d.cluster}: {state}")
+        note = notes.get((d.cluster, d.name))
+        lines.append(f"{d.name} @{d.cluster}: {state}" + (f"; {note}" if note else ""))
     return redactor.scrub("\n".join(lines))

@@ -19,14 +19,20 @@ import httpx
 from reconciler.clients.clusters import connect_clients, credential_values, load_clusters
 from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import load_inputs
+from reconciler.clients.ledger_store import FileLedgerStore, KubeLedgerStore, LedgerStore
 from reconciler.clock import Clock, SystemClock
+from reconciler.core.pruning import PruneSettings
 from reconciler.core.redaction import Redactor
 from reconciler.core.rendering import JqEngine, Renderer
 from reconciler.core.selectors import Selector, parse_selector
+from reconciler.errors import ConfigError
 from reconciler.jq_sandbox import JqSandbox
-from reconciler.model import DEFAULT_CLUSTER, RenderInputs
+from reconciler.model import DEFAULT_CLUSTER, AutoRestart, RenderInputs
 from reconciler.retrying import RetryPolicy, log_retry
-from reconciler.settings import RenderSettings, Settings
+from reconciler.settings import LedgerSettings, RenderSettings, Settings
+
+# Where a pod finds its own namespace when POD_NAMESPACE (the downward API) is not set.
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,9 @@ class Runtime:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Clock = field(default_factory=SystemClock)
     warnings: tuple[str, ...] = ()
+    ledger: LedgerStore | None = None  # None: no ledger, so no prune and no adoption guard (CLI default)
+    prune: PruneSettings = field(default_factory=PruneSettings)
+    restart: AutoRestart = field(default_factory=AutoRestart)  # the default policy; templates override
 
     @property
     def should_continue(self) -> bool:
@@ -63,6 +72,47 @@ def jq_sandbox(settings: RenderSettings) -> JqSandbox:
     )
 
 
+def prune_settings(settings: LedgerSettings) -> PruneSettings:
+    return PruneSettings(
+        max_deletes=settings.max_deletes,
+        max_delete_ratio=settings.max_delete_ratio,
+        grace_seconds=settings.grace_seconds,
+        adopt_all="*" in settings.adopt,
+        adopt=frozenset(a for a in settings.adopt if a != "*"),
+    )
+
+
+def own_namespace(settings: LedgerSettings, environ: Mapping[str, str]) -> str | None:
+    """The ledger's namespace for `run` and the hook: the flag, else the pod's own namespace."""
+    if settings.namespace:
+        return settings.namespace
+    if environ.get("POD_NAMESPACE"):
+        return environ["POD_NAMESPACE"]
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def ledger_store(settings: Settings, *, namespace: str | None = None) -> LedgerStore | None:
+    """The store the settings name: an exported file (read-only), the ConfigMaps of a namespace, or none."""
+    from reconciler.clients.kube import kube_api_client  # noqa: PLC0415 - no kube client without a ledger
+
+    if settings.ledger.file:
+        return FileLedgerStore(settings.ledger.file)
+    namespace = namespace or settings.ledger.namespace
+    if not namespace:
+        return None
+    try:
+        api = kube_api_client(settings.watch.kubeconfig)
+    except Exception as exc:  # kubernetes' ConfigException and friends: one line, not a traceback
+        raise ConfigError(
+            f"the ledger in namespace {namespace} needs Kubernetes credentials: {exc}"
+        ) from None
+    return KubeLedgerStore(api, namespace=namespace)
+
+
 @contextmanager
 def open_runtime(
     settings: Settings,
@@ -74,6 +124,7 @@ def open_runtime(
     http_hooks: Sequence[Callable[[httpx.Request], Any]] = (),
     transport: httpx.BaseTransport | None = None,
     engine: JqEngine | None = None,
+    ledger: LedgerStore | None = None,
 ) -> Iterator[Runtime]:
     """ConfigError (one line) when a flag, a file or a directory is wrong. Clients are closed on exit,
     and so is the jq sandbox unless the caller passed in its own `engine`."""
@@ -111,4 +162,9 @@ def open_runtime(
             retry=_retry_policy(settings, clock, on_progress),
             clock=clock,
             warnings=tuple(warnings),
+            ledger=ledger if ledger is not None else (ledger_store(settings) if with_clusters else None),
+            prune=prune_settings(settings.ledger),
+            restart=AutoRestart(
+                enabled=settings.ledger.auto_restart, max_restarts=settings.ledger.max_restarts
+            ),
         )

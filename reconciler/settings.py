@@ -47,6 +47,24 @@ class ConnectSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """The ownership ledger (`core/ledger.py`) and the prune guard rails (`core/pruning.py`)."""
+
+    namespace: str | None = None  # where the ledger ConfigMaps live; None with no file: no ledger
+    file: str | None = None  # `plan --ledger-file`: an export, read-only
+    max_deletes: int = 5
+    max_delete_ratio: float = 0.5
+    grace_seconds: float = 0.0
+    adopt: tuple[str, ...] = ()  # connector names to adopt; "*" adopts every declared connector
+    auto_restart: bool = True  # restart FAILED connectors and tasks (counters need the ledger)
+    max_restarts: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.namespace or self.file)
+
+
+@dataclass(frozen=True, slots=True)
 class WatchSettings:
     """The watcher: what to watch, how often to resync, and the list/watch stream's timing."""
 
@@ -75,6 +93,7 @@ class Settings:
     inputs: InputSettings = field(default_factory=InputSettings)
     render: RenderSettings = field(default_factory=RenderSettings)
     connect: ConnectSettings = field(default_factory=ConnectSettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     logging: LogSettings = field(default_factory=LogSettings)
 

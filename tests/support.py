@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import httpx
 
 from reconciler import runtime
+from reconciler.core.pruning import PruneSettings
 from reconciler.core.redaction import Redactor
 from reconciler.core.rendering import Renderer
 from reconciler.core.selectors import parse_selector
@@ -125,9 +126,13 @@ def runtime_for(
     inputs: RenderInputs | None = None,
     selector: str = "destination=connect",
     retry: RetryPolicy | None = None,
+    ledger: Any = None,
+    prune: PruneSettings | None = None,
+    clock: Any = None,
 ) -> Runtime:
-    """A Runtime over the in-memory Connect, retries without sleeping."""
+    """A Runtime over the in-memory Connect, retries without sleeping; optionally with a ledger store."""
     inputs = inputs or RenderInputs()
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     return Runtime(
         selector=parse_selector(selector),
         inputs=inputs,
@@ -135,4 +140,7 @@ def runtime_for(
         renderer=Renderer(inputs),
         clients={"default": fake.client()},
         retry=retry or RetryPolicy(sleep=lambda s: None, max_attempts=3),
+        ledger=ledger,
+        prune=prune or PruneSettings(),
+        **extra,
     )

@@ -327,7 +327,16 @@ def configmap_from_object(obj: Mapping[str, Any], *, origin: str | None = None) 
         labels=_labels(meta.get("labels") or {}, ref),
         data=_data(obj.get("data") or {}, ref),
         origin=origin,
+        annotations=_annotations(meta.get("annotations") or {}, ref),
+        uid=meta["uid"] if isinstance(meta.get("uid"), str) else None,
     )
+
+
+def _annotations(annotations: Any, ref: str) -> dict[str, str]:
+    if not isinstance(annotations, Mapping):
+        raise SourceError(f"ConfigMap {ref}: metadata.annotations must be a map")
+    # Only ours matter; a non-string value among someone else's annotations is not our error.
+    return {k: v for k, v in annotations.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _configmap_objects(document: Any, origin: str, number: int) -> list[tuple[Mapping[str, Any], str]]:

@@ -1,4 +1,4 @@
-"""`connect-reconciler` command line: render, plan (dry run), apply, status.
+"""`connect-reconciler` command line: render, plan (dry run), apply, status; ledger export, approve-deletes.
 
 Edge: parses flags (each also settable as CONNECT_RECONCILER_<FLAG>, see `flags.py`), loads inputs and
 ConfigMaps, calls the pipeline, prints. Exit codes: 0 ok / in sync, 1 error, 2 `plan` found pending
@@ -14,7 +14,11 @@ from typing import Any, TextIO
 
 import httpx
 
+from reconciler.clients.clusters import load_clusters
+from reconciler.clients.ledger_store import KubeLedgerStore
 from reconciler.clients.sources import load_configmaps
+from reconciler.clock import SystemClock
+from reconciler.core.ledger import ledger_to_file
 from reconciler.core.planning import unconverged
 from reconciler.core.redaction import Redactor
 from reconciler.entrypoints.flags import (
@@ -30,9 +34,10 @@ from reconciler.entrypoints.flags import (
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import DesiredConnector, Problem
+from reconciler.ownership import read_ledgers, restart_notes
 from reconciler.pipeline import observe, reconcile, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
-from reconciler.runtime import Runtime, open_runtime
+from reconciler.runtime import Runtime, ledger_store, open_runtime
 from reconciler.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -58,6 +63,14 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     sub.add_parser("apply", parents=[common, remote], help="make Kafka Connect match the ConfigMaps")
     status = sub.add_parser("status", parents=[common, remote], help="live state of every declared connector")
     add_flags(status, STATUS, environ)
+    ledger = sub.add_parser("ledger", parents=[common, remote], help="the ownership ledger: export it")
+    ledger.add_argument("action", choices=["export"], help="export: print every cluster's ledger as JSON")
+    approve = sub.add_parser(
+        "approve-deletes",
+        parents=[common, remote],
+        help="lift a prune block: approve the deletes blocked until now (not later ones)",
+    )
+    approve.add_argument("--cluster", action="append", help="the cluster (repeatable; default: every one)")
     watch = sub.add_parser(
         "run", parents=[common, remote], help="watch ConfigMaps in Kubernetes and reconcile continuously"
     )
@@ -85,6 +98,8 @@ def execute(
     color = args.color == "always" or (args.color == "auto" and out.isatty() and "NO_COLOR" not in environ)
     redactor = Redactor()
     try:
+        if args.command in ("ledger", "approve-deletes"):
+            return _ledger_command(args, settings, environ=environ, out=out)
         if not args.paths:
             raise ReconcilerError("no ConfigMap paths given (arguments or CONNECT_RECONCILER_PATHS)")
         with open_runtime(
@@ -108,6 +123,12 @@ def execute(
                 for p in problems:
                     print(redactor.scrub(f"error: {p}"), file=err)
                 return EXIT_OK if ok and not problems else EXIT_ERROR
+            if rt.ledger is None and args.command == "plan":
+                print(
+                    "note: no ledger (--ledger-namespace or --ledger-file): deletes of connectors whose "
+                    "ConfigMap was removed cannot be shown",
+                    file=err,
+                )
             report = reconcile(
                 docs,
                 rt=rt,
@@ -156,8 +177,54 @@ def _status(
         if not pending or time.monotonic() >= deadline:
             break
         rt.clock.sleep(1.0)
-    print(render_status(desired, live, redactor=rt.redactor), file=out)
+    notes: dict[tuple[str, str], str] = {}
+    blocked = False
+    if rt.ledger is not None:
+        ledgers, ledger_problems = read_ledgers(rt.ledger, sorted(rt.clients))
+        problems += ledger_problems
+        for cluster, ledger in ledgers.items():
+            notes.update(((cluster, name), note) for name, note in restart_notes(ledger).items())
+            if ledger.blocked_since:
+                blocked = True
+                problems.append(
+                    Problem(
+                        f"prune blocked since {ledger.blocked_since}: {ledger.blocked_reason}; approve with "
+                        f"connect-reconciler approve-deletes --cluster {cluster}",
+                        cluster=cluster,
+                    )
+                )
+    print(render_status(desired, live, redactor=rt.redactor, restarts=notes), file=out)
     problems += observe_problems
     if pending:
         problems.append(Problem(f"not in the desired state: {', '.join(pending)}"))
-    return not pending
+    return not pending and not blocked
+
+
+def _ledger_command(
+    args: argparse.Namespace, settings: Settings, *, environ: Mapping[str, str], out: TextIO
+) -> int:
+    """`ledger export` and `approve-deletes`: the ledgers of every configured cluster."""
+    store = ledger_store(settings)
+    if store is None:
+        raise ReconcilerError(
+            f"{args.command} needs --ledger-namespace (the namespace of the ledger ConfigMaps)"
+        )
+    clusters, _default = load_clusters(settings.connect, environ=environ)
+    names = sorted(clusters)
+    if args.command == "ledger":
+        print(ledger_to_file({c: store.read(c) for c in names}), file=out)
+        return EXIT_OK
+    if not isinstance(store, KubeLedgerStore):
+        raise ReconcilerError("approve-deletes writes the ledger: use --ledger-namespace, not --ledger-file")
+    for cluster in args.cluster or names:
+        if cluster not in clusters:
+            raise ReconcilerError(f"approve-deletes: unknown cluster {cluster!r} (known: {', '.join(names)})")
+        ledger = store.read(cluster)
+        stamp = store.approve(cluster, now=SystemClock().now())
+        blocked = (
+            f"blocked since {ledger.blocked_since}: {ledger.blocked_reason}"
+            if ledger.blocked_since
+            else "nothing blocked now"
+        )
+        print(f"approved deletes on cluster {cluster} at {stamp} ({blocked})", file=out)
+    return EXIT_OK

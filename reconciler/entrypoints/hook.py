@@ -27,7 +27,7 @@ from reconciler.errors import ConfigError, ConnectApiError, ReconcilerError, Sou
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, Report
 from reconciler.pipeline import reconcile
-from reconciler.runtime import open_runtime
+from reconciler.runtime import ledger_store, open_runtime, own_namespace
 from reconciler.settings import Settings
 
 log = structlog.get_logger("reconciler.hook")
@@ -93,7 +93,9 @@ def main(
         if not path:
             raise ReconcilerError("BINDING_CONTEXT_PATH is not set (is this running under shell-operator?)")
         binding = parse_binding_contexts(json.loads(Path(path).read_text(encoding="utf-8")))
-        with open_runtime(settings, environ=environ) as rt:
+        namespace = own_namespace(settings.ledger, environ)
+        ledger = ledger_store(settings, namespace=namespace) if namespace else None
+        with open_runtime(settings, environ=environ, ledger=ledger) as rt:
             use_redactor(rt.redactor)
             errors = list(binding.errors)
             if binding.configmaps is not None:

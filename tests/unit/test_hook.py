@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,3 +135,33 @@ def test_a_failed_list_is_a_retry_not_an_empty_set(fake: FakeConnect, tmp_path: 
     }
     assert hook.main([], environ=environ) == 1
     assert fake.writes() == []  # nothing reconciled from a list that did not happen
+
+
+def test_the_hook_keeps_the_ledger_of_its_pod_namespace_and_prunes_from_it(
+    fake: FakeConnect, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ConfigMap deleted while shell-operator was down has no Deleted event: only the ledger knows."""
+    from tests.fake_ledger import MemoryLedgerStore  # noqa: PLC0415
+
+    store = MemoryLedgerStore()
+    asked: list[str | None] = []
+
+    def memory_store(_settings: Any, *, namespace: str | None = None) -> MemoryLedgerStore:
+        asked.append(namespace)
+        return store
+
+    monkeypatch.setattr(hook, "ledger_store", memory_store)
+    assert run_hook("synchronization.json", tmp_path, POD_NAMESPACE="reconciler") == 0
+    assert asked == ["reconciler"] and store.entries() == ["orders-sink", "orders-source", "payments-sink"]
+    context = json.loads((FIXTURES / "synchronization.json").read_text())
+    context[0]["objects"] = [o for o in context[0]["objects"] if o["object"]["metadata"]["name"] == "orders"]
+    (tmp_path / "one.json").write_text(json.dumps(context))
+    fake.requests.clear()
+    environ = {
+        "BINDING_CONTEXT_PATH": str(tmp_path / "one.json"),
+        "CONNECT_RECONCILER_CONNECT_URL": "http://connect.test",
+        "POD_NAMESPACE": "reconciler",
+    }
+    assert hook.main([], environ=environ) == 0
+    assert fake.writes() == ["DELETE /connectors/payments-sink"]
+    assert store.entries() == ["orders-sink", "orders-source"]
