@@ -18,15 +18,17 @@ import structlog
 from kubernetes import client
 
 from reconciler.clients.kube import ConfigMapApi, kube_api_client
+from reconciler.clients.ledger_store import KubeLedgerStore, LedgerStore
 from reconciler.clock import Clock, SystemClock
 from reconciler.errors import ReconcilerError, ShuttingDown
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import Problem, Report
 from reconciler.pipeline import reconcile
-from reconciler.runtime import jq_sandbox, open_runtime
+from reconciler.runtime import jq_sandbox, open_runtime, own_namespace
 from reconciler.settings import Settings
 from reconciler.watching.cache import CacheSnapshot, ConfigMapCache
 from reconciler.watching.health import Health
+from reconciler.watching.inputs import InputsWatch
 from reconciler.watching.loop import ReconcileLoop
 from reconciler.watching.stream import ConfigMapStream
 
@@ -51,6 +53,8 @@ class Watcher:
         self.cache = ConfigMapCache()
         # One sandbox process for every pass; a template that kills it costs a respawn, not the watcher.
         self.engine = jq_sandbox(settings.render)
+        namespace = own_namespace(settings.ledger, environ)
+        self.ledger: LedgerStore | None = KubeLedgerStore(api, namespace=namespace) if namespace else None
         watch = settings.watch
         self.health = Health(clock=self.clock, stale_after=max(120.0, 3 * watch.resync_seconds))
         self.streams = [
@@ -64,6 +68,9 @@ class Watcher:
             )
             for ns in watch.namespaces
         ]
+        self.inputs = InputsWatch(
+            settings.inputs, clock=self.clock, wake=self.cache.dirty, poll_seconds=watch.inputs_poll_seconds
+        )
         self.loop = ReconcileLoop(
             cache=self.cache,
             clock=self.clock,
@@ -77,6 +84,7 @@ class Watcher:
     def start_watching(self) -> None:
         for s in self.streams:
             threading.Thread(target=s.run, name=f"watch-{s.namespace or 'all'}", daemon=True).start()
+        threading.Thread(target=self.inputs.run, name="watch-inputs", daemon=True).start()
 
     def run(self) -> None:
         self.start_watching()
@@ -84,6 +92,15 @@ class Watcher:
             self.loop.run()
         finally:
             self.engine.close()
+
+    def _unwatched(self) -> list[Problem]:
+        """Namespaces whose list or watch is failing right now: the cache may be stale there, so the
+        pass must not prune (a problem makes the view partial)."""
+        return [
+            Problem(f"{what}: {message}")
+            for what, message in self.health.reasons.items()
+            if what.startswith("namespace ")
+        ]
 
     def reconcile_pass(self, snap: CacheSnapshot) -> Report | None:
         try:
@@ -93,6 +110,7 @@ class Watcher:
                 clock=self.clock,
                 on_progress=self.health.beat,
                 engine=self.engine,
+                ledger=self.ledger,
             ) as rt:
                 use_redactor(rt.redactor)
                 report = reconcile(
@@ -100,7 +118,7 @@ class Watcher:
                     rt=rt,
                     dry_run=False,
                     deleted=snap.deleted,
-                    problems=[Problem(str(e)) for e in snap.errors],
+                    problems=[Problem(str(e)) for e in snap.errors] + self._unwatched(),
                 )
         except ShuttingDown:
             return None
@@ -136,6 +154,11 @@ def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     address = settings.watch.health_address
     server = watcher.health.serve(address) if address else None
+    if watcher.ledger is None:
+        log.warning(
+            "no ledger namespace (--ledger-namespace, POD_NAMESPACE): ConfigMaps removed while the "
+            "watcher is down are never pruned, and existing connectors are not protected from adoption"
+        )
     log.info(
         "watching",
         namespaces=list(settings.watch.namespaces),

@@ -6,7 +6,9 @@ under field manager `kustomize-controller` (what Flux does); the connectors in t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,19 +16,21 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 import yaml
 from kubernetes import client, dynamic
 
 from reconciler.entrypoints.flags import settings_from_values
 from reconciler.entrypoints.watcher import Watcher
-from reconciler.model import Report
+from reconciler.model import ActionKind, Report
 from reconciler.settings import Settings
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
@@ -494,4 +498,104 @@ def test_a_template_that_never_ends_costs_its_deadline_not_the_watcher(
         assert running.watcher.engine.starts >= 2  # the child was killed at the deadline and replaced
         assert running.thread.is_alive()
     for name in (stuck, other):
+        connect.http.delete(f"/connectors/{name}")
+
+
+def kubelet_volume(root: Path, files: dict[str, str], *, version: int) -> None:
+    """Write `files` as kubelet does a Secret volume: a new `..<timestamp>` directory, then `..data`
+    swapped onto it atomically (a rename), key symlinks `key -> ..data/key`, the old directory removed."""
+    root.mkdir(exist_ok=True)
+    target = f"..2026_12_03_12_00_0{version}.123456789"
+    (root / target).mkdir()
+    for key, value in files.items():
+        (root / target / key).write_text(value)
+    data = root / "..data"
+    old = os.readlink(data) if data.is_symlink() else None
+    (root / "..data_tmp").symlink_to(target)
+    os.replace(root / "..data_tmp", data)
+    for key in files:
+        if not (root / key).is_symlink():
+            (root / key).symlink_to(f"..data/{key}")
+    if old is not None:
+        for f in (root / old).iterdir():
+            f.unlink()
+        (root / old).rmdir()
+
+
+@contextlib.contextmanager
+def raw_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Every event the watcher logs, at every level, before rendering and redaction."""
+    wrapper = structlog.get_config()["wrapper_class"]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as events:
+            yield events
+    finally:
+        structlog.configure(wrapper_class=wrapper)
+
+
+def test_a_rotated_secret_updates_only_the_connector_that_reads_it_and_only_once(
+    tmp_path: Path,
+    apiserver: ApiServerKit,
+    namespace: str,
+    connect_kit: ConnectKit,
+    connect: Connect,
+    core: client.CoreV1Api,
+) -> None:
+    """No ConfigMap event and no resync (300 s): the inputs watch sees kubelet swap `..data` and wakes
+    the loop; the pass re-renders everything and the planner writes only the config that changed."""
+    run_id = uuid.uuid4().hex[:6]
+    reads, other = f"{run_id}-reads", f"{run_id}-other"
+    old, new = f"old-{uuid.uuid4().hex}", f"new-{uuid.uuid4().hex}"
+    vol = tmp_path / "db"
+    kubelet_volume(vol, {"password": old, "username": "app"}, version=0)
+    templated = source(connect_kit, reads)
+    templated["config"]["connection.password"] = "PASSWORD_PLACEHOLDER"  # FileStream ignores it
+    body = configmap("reads", {reads: templated})
+    body["data"] = {
+        k: v.replace('"PASSWORD_PLACEHOLDER"', "$secrets.db.password") for k, v in body["data"].items()
+    }
+    with (
+        raw_logs() as logs,
+        Running(
+            apiserver, namespace, connect_kit.connect_url, secret_dir=[f"db={vol}"], inputs_poll_seconds=0.5
+        ) as running,
+    ):
+        core.create_namespaced_config_map(namespace, body)
+        core.create_namespaced_config_map(namespace, configmap("other", {other: source(connect_kit, other)}))
+
+        def actions() -> list[tuple[ActionKind, str]]:
+            return [(o.action.kind, o.action.connector) for r in list(running.reports) for o in r.outcomes]
+
+        def detail() -> str:
+            problems = [str(p) for r in list(running.reports) for p in r.problems]
+            return f"; actions {actions()}, problems {problems}"
+
+        # Both created, and the reports of the passes that created them in: what follows is the rotation's.
+        eventually(
+            lambda: {(ActionKind.CREATE, reads), (ActionKind.CREATE, other)} <= set(actions()),
+            what="both connectors created",
+            detail=detail,
+        )
+        assert (connect.config(reads) or {}).get("connection.password") == old
+        other_before = connect.config(other)
+        seen = len(actions())
+        kubelet_volume(vol, {"password": new, "username": "app"}, version=1)
+        eventually(  # well inside the 300 s resync: it is the inputs watch that triggered the pass
+            lambda: (connect.config(reads) or {}).get("connection.password") == new,
+            timeout=60,
+            what="the rotated password in Connect",
+            detail=detail,
+        )
+        time.sleep(3.0)  # six poll periods: a second write, if there were one, would have been made
+        # One PUT .../config to the connector that reads the secret, and no write at all to the other.
+        assert actions()[seen:] == [(ActionKind.UPDATE, reads)], detail()
+        assert connect.config(other) == other_before
+        assert running.watcher.inputs.changes == 1
+        reports = list(running.reports)
+    assert any(e["event"] == "template inputs changed; reconciling" for e in logs)
+    said = [str(e) for e in logs] + [str(p) for r in reports for p in r.problems]
+    said += [o.message for r in reports for o in r.outcomes]
+    assert not [line for line in said if old in line or new in line]
+    for name in (reads, other):
         connect.http.delete(f"/connectors/{name}")
