@@ -131,6 +131,11 @@ class _Answer:
     body: bytes = b""
 
 
+class Dropped(Exception):
+    """Raised by `before_forward` to drop the request unsent (the connection is reset): a test kills the
+    client there, between what it did before the request and the request itself."""
+
+
 class _Unreachable(Exception):
     pass
 
@@ -239,6 +244,9 @@ class FaultProxy:
         # Called with (method, path) in the handler thread before a request is forwarded; a test uses it
         # to restart the worker exactly when a given request arrives. It may block.
         self.before_forward: Callable[[str, str], None] | None = None
+        # Called with (method, path, upstream status) after forwarding and before the client hears the
+        # answer: a test kills the client there, so the request took effect but its answer was lost.
+        self.after_forward: Callable[[str, str, int], None] | None = None
         self.records: list[Record] = []
         self.errors: list[str] = []  # unexpected exceptions in handler threads (also printed)
         self._rng = random.Random(seed)
@@ -385,6 +393,10 @@ class FaultProxy:
                     self.before_forward(method, path)
                 answer = self._forward(method, handler.path, body, handler)
                 forwarded, upstream_status = True, answer.status
+                if self.after_forward is not None:
+                    self.after_forward(method, path, answer.status)
+            except Dropped:
+                answer, fault = None, Fault.RESET
             except _Unreachable:
                 answer = _Answer(502, [("Content-Type", "text/plain")], UNREACHABLE_BODY)
             except (OSError, http.client.HTTPException) as exc:
@@ -394,7 +406,7 @@ class FaultProxy:
                 began = datetime.datetime.fromtimestamp(received, datetime.UTC)
                 message = TIMEOUT_MESSAGE + began.isoformat(timespec="milliseconds").replace("+00:00", "Z")
                 answer = _json_answer(500, {"error_code": 500, "message": message})
-            elif fault is Fault.DROP_EXPANDED and rule is not None and forwarded:
+            elif fault is Fault.DROP_EXPANDED and rule is not None and forwarded and answer is not None:
                 answer = self._drop_entries(answer, rule.drop_fraction)
             elif fault in (Fault.RESET, Fault.HOLD):
                 answer = None
