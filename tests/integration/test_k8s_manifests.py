@@ -1,9 +1,12 @@
 """k8s/ on a real API server: every manifest passes server-side dry-run, and the ServiceAccount can do
-exactly what the reconciler needs (list/watch ConfigMaps in its namespace) and nothing else."""
+exactly what the reconciler needs (list/watch ConfigMaps in its namespace; get/update its ownership
+ledgers by name, create them) and nothing else."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +15,13 @@ import yaml
 from kubernetes import client
 
 from reconciler.clients.kube import ConfigMapApi
+from reconciler.clients.ledger_store import KubeLedgerStore
+from reconciler.core.ledger import Entry, ledger_name
+from reconciler.errors import LedgerUnavailable
 from tests.harness.apiserver_kit import ApiServerKit
 
 K8S = Path(__file__).resolve().parents[2] / "k8s"
+LEDGER = "connect-reconciler-ledger-default"  # the one ledger name the base Role lists
 
 
 def kustomize(apiserver: ApiServerKit, overlay: str) -> list[dict[str, Any]]:
@@ -36,10 +43,34 @@ def test_every_manifest_passes_server_side_dry_run(
     docs = kustomize(apiserver, overlay)
     kinds = sorted(d["kind"] for d in docs)
     expected = {
-        "base": ["Deployment", "Role", "RoleBinding", "ServiceAccount"],
-        "all-namespaces": ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"],
+        "base": ["Deployment", "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"],
+        # The watch Role goes (a ClusterRole replaces it); the ledger Role stays: the ledgers live in the
+        # reconciler's own namespace in every mode.
+        "all-namespaces": [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Role",
+            "RoleBinding",
+            "ServiceAccount",
+        ],
     }[overlay]
     assert kinds == expected
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role"}
+    assert roles["connect-reconciler-ledger"]["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [LEDGER],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+    ]
+    binding = next(
+        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "connect-reconciler-ledger"
+    )
+    assert binding["roleRef"]["name"] == "connect-reconciler-ledger"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "connect-reconciler"}]
     out = apply(apiserver, docs, namespace, dry_run=True)
     assert out.count("(server dry run)") == len(docs), out
     deployment = next(d for d in docs if d["kind"] == "Deployment")
@@ -52,10 +83,19 @@ def test_every_manifest_passes_server_side_dry_run(
     env = {e["name"]: e for e in container["env"]}
     if overlay == "all-namespaces":
         assert env["CONNECT_RECONCILER_NAMESPACE"]["value"] == "*"
+    # The ledger's namespace, from the downward API, in both modes (also when watching '*').
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def sar(
-    apiserver: ApiServerKit, user: str, groups: list[str], *, verb: str, resource: str, namespace: str
+    apiserver: ApiServerKit,
+    user: str,
+    groups: list[str],
+    *,
+    verb: str,
+    resource: str,
+    namespace: str,
+    name: str | None = None,
 ) -> bool:
     with apiserver.api_client() as api:
         review = client.V1SubjectAccessReview(
@@ -63,11 +103,41 @@ def sar(
                 user=user,
                 groups=groups,
                 resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, resource=resource, namespace=namespace
+                    verb=verb, resource=resource, namespace=namespace, name=name
                 ),
             )
         )
         return bool(client.AuthorizationV1Api(api).create_subject_access_review(review).status.allowed)
+
+
+def service_account(namespace: str) -> tuple[str, list[str]]:
+    user = f"system:serviceaccount:{namespace}:connect-reconciler"
+    return user, ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
+
+
+Access = tuple[str, str, str, str | None]  # verb, resource, namespace, name (None: no name)
+
+
+def assert_access(
+    apiserver: ApiServerKit, namespace: str, *, allowed: list[Access], denied: list[Access]
+) -> None:
+    user, groups = service_account(namespace)
+    for verb, resource, ns, name in allowed:
+        assert sar(apiserver, user, groups, verb=verb, resource=resource, namespace=ns, name=name), (
+            "denied",
+            verb,
+            resource,
+            ns,
+            name,
+        )
+    for verb, resource, ns, name in denied:
+        assert not sar(apiserver, user, groups, verb=verb, resource=resource, namespace=ns, name=name), (
+            "allowed",
+            verb,
+            resource,
+            ns,
+            name,
+        )
 
 
 def test_service_account_has_exactly_the_needed_rights(apiserver: ApiServerKit, namespace: str) -> None:
@@ -77,43 +147,124 @@ def test_service_account_has_exactly_the_needed_rights(apiserver: ApiServerKit, 
         namespace,
         dry_run=False,
     )
-    user = f"system:serviceaccount:{namespace}:connect-reconciler"
-    groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
     other = apiserver.create_namespace("other")
-    allowed = [("list", "configmaps", namespace), ("watch", "configmaps", namespace)]
-    denied = [
-        (v, "configmaps", namespace)
-        for v in ("get", "create", "update", "patch", "delete", "deletecollection")
+    allowed: list[Access] = [
+        # the watcher
+        ("list", "configmaps", namespace, None),
+        ("watch", "configmaps", namespace, None),
+        # the ledger: read, replace (resourceVersion), first create
+        ("get", "configmaps", namespace, LEDGER),
+        ("update", "configmaps", namespace, LEDGER),
+        ("create", "configmaps", namespace, None),
+    ]
+    denied: list[Access] = [
+        (v, "configmaps", namespace, None) for v in ("get", "update", "patch", "delete", "deletecollection")
     ]
     denied += [
-        ("list", "configmaps", other),
-        ("watch", "configmaps", other),
-        ("list", "secrets", namespace),
-        ("get", "secrets", namespace),
-        ("list", "pods", namespace),
-        ("create", "events", namespace),
+        # The ledger is never patched by the ServiceAccount (approve-deletes is another identity's) nor deleted.
+        ("patch", "configmaps", namespace, LEDGER),
+        ("delete", "configmaps", namespace, LEDGER),
+        # Any other ConfigMap by name: the watch Role grants list/watch only, so not even get.
+        *((v, "configmaps", namespace, "some-other-config") for v in ("get", "update", "patch", "delete")),
+        # resourceNames is an exact list, not a prefix: another cluster's ledger needs adding to it.
+        ("get", "configmaps", namespace, "connect-reconciler-ledger-eu"),
+        ("update", "configmaps", namespace, "connect-reconciler-ledger-eu"),
+        # Nothing of the ledger's in another namespace.
+        ("get", "configmaps", other, LEDGER),
+        ("update", "configmaps", other, LEDGER),
+        ("create", "configmaps", other, None),
+        ("list", "configmaps", other, None),
+        ("watch", "configmaps", other, None),
+        ("list", "secrets", namespace, None),
+        ("get", "secrets", namespace, None),
+        ("list", "pods", namespace, None),
+        ("create", "events", namespace, None),
     ]
-    for verb, resource, ns in allowed:
-        assert sar(apiserver, user, groups, verb=verb, resource=resource, namespace=ns), (verb, resource, ns)
-    for verb, resource, ns in denied:
-        assert not sar(apiserver, user, groups, verb=verb, resource=resource, namespace=ns), (
-            verb,
-            resource,
-            ns,
-        )
+    assert_access(apiserver, namespace, allowed=allowed, denied=denied)
 
-    # And for real, with the ServiceAccount's own token: the watcher's list + watch work, a write does not.
+    # And for real, with the ServiceAccount's own token: the watcher's list + watch work, and so does the
+    # ledger store's whole cycle; writing anything else, or approving, does not.
     token = apiserver.service_account_token(namespace, "connect-reconciler")
     with apiserver.api_client(token=token) as api:
         items, rv = ConfigMapApi(api, namespace=namespace, selector="destination=connect").list()
         assert items == [] and rv
-        core = client.CoreV1Api(api)
-        with pytest.raises(client.ApiException) as denied_write:
-            core.create_namespaced_config_map(namespace, {"metadata": {"name": f"x-{uuid.uuid4().hex[:4]}"}})
-        assert denied_write.value.status == 403
         with pytest.raises(client.ApiException) as denied_other:
             ConfigMapApi(api, namespace=other, selector="destination=connect").list()
         assert denied_other.value.status == 403
+
+        store = KubeLedgerStore(api, namespace=namespace)
+        assert ledger_name("default") == LEDGER
+        empty = store.read("default")  # 404 on get: not created yet
+        assert empty.version is None and empty.entries == {}
+        entry = Entry(connector="orders-sink", owner=f"{namespace}/orders", since="2024-01-01T00:00:00Z")
+        created = store.write(empty.with_entries({"orders-sink": entry}))  # create
+        assert created.version
+        replaced = store.write(created.with_entries({}))  # update with resourceVersion
+        assert replaced.version and replaced.version != created.version
+        assert store.read("default") == replaced  # get
+        with pytest.raises(LedgerUnavailable, match="HTTP 403"):
+            store.approve("default", now=datetime.now(UTC))  # patch: not the ServiceAccount's
+        with pytest.raises(LedgerUnavailable, match="HTTP 403"):
+            store.read("eu")  # a cluster missing from resourceNames fails loudly, never reads as empty
+
+        core = client.CoreV1Api(api)
+        with pytest.raises(client.ApiException) as denied_delete:
+            core.delete_namespaced_config_map(LEDGER, namespace)
+        assert denied_delete.value.status == 403
+        # create cannot be limited by name: any ConfigMap can be created, but never changed or removed after.
+        name = f"x-{uuid.uuid4().hex[:4]}"
+        stray = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
+        core.create_namespaced_config_map(namespace, stray)
+        for call in (
+            lambda: core.read_namespaced_config_map(name, namespace),
+            lambda: core.replace_namespaced_config_map(name, namespace, stray),
+            lambda: core.patch_namespaced_config_map(name, namespace, {"data": {"k": "v"}}),
+            lambda: core.delete_namespaced_config_map(name, namespace),
+        ):
+            with pytest.raises(client.ApiException) as denied_write:
+                call()
+            assert denied_write.value.status == 403
+
+
+def documented_ledger_patch() -> str:
+    """The kustomize patch that ledger-role.yaml's comment tells users to copy, as they would copy it."""
+    lines = (K8S / "base" / "ledger-role.yaml").read_text().splitlines()
+    start = lines.index("#   patches:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        block.append(line[4:])
+    return "\n".join(block) + "\n"
+
+
+def test_documented_patch_adds_cluster_ledgers(
+    apiserver: ApiServerKit, namespace: str, tmp_path: Path
+) -> None:
+    overlay = tmp_path / "more-clusters"
+    overlay.mkdir()
+    base = os.path.relpath(K8S / "base", overlay)  # kustomize refuses an absolute base
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources: [{base}]\n" + documented_ledger_patch()
+    )
+    docs = [d for d in yaml.safe_load_all(apiserver.kubectl("kustomize", str(overlay))) if d]
+    role = next(
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "connect-reconciler-ledger"
+    )
+    names = [LEDGER, "connect-reconciler-ledger-eu", "connect-reconciler-ledger-us"]
+    assert role["rules"][0]["resourceNames"] == names
+    apply(apiserver, [d for d in docs if d["kind"] != "Deployment"], namespace, dry_run=False)
+    assert_access(
+        apiserver,
+        namespace,
+        allowed=[(v, "configmaps", namespace, n) for n in names for v in ("get", "update")],
+        denied=[
+            ("get", "configmaps", namespace, "connect-reconciler-ledger-ap"),
+            ("delete", "configmaps", namespace, "connect-reconciler-ledger-eu"),
+            ("patch", "configmaps", namespace, "connect-reconciler-ledger-us"),
+        ],
+    )
 
 
 def test_cluster_role_variant_reads_every_namespace(apiserver: ApiServerKit, namespace: str) -> None:
@@ -123,12 +274,29 @@ def test_cluster_role_variant_reads_every_namespace(apiserver: ApiServerKit, nam
             d["subjects"][0]["namespace"] = namespace
             d["metadata"]["name"] = f"connect-reconciler-{namespace}"
     apply(apiserver, docs, namespace, dry_run=False)
-    user = f"system:serviceaccount:{namespace}:connect-reconciler"
-    groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
+    user, groups = service_account(namespace)
     elsewhere = apiserver.create_namespace("elsewhere")
     assert sar(apiserver, user, groups, verb="watch", resource="configmaps", namespace=elsewhere)
     assert not sar(apiserver, user, groups, verb="list", resource="secrets", namespace=elsewhere)
     assert not sar(apiserver, user, groups, verb="update", resource="configmaps", namespace=elsewhere)
+    # The ledger stays in the reconciler's own namespace, also when it watches every namespace.
+    assert_access(
+        apiserver,
+        namespace,
+        allowed=[
+            ("get", "configmaps", namespace, LEDGER),
+            ("update", "configmaps", namespace, LEDGER),
+            ("create", "configmaps", namespace, None),
+        ],
+        denied=[
+            ("get", "configmaps", elsewhere, LEDGER),
+            ("update", "configmaps", elsewhere, LEDGER),
+            ("create", "configmaps", elsewhere, None),
+            ("update", "configmaps", namespace, "some-other-config"),
+            ("delete", "configmaps", namespace, LEDGER),
+            ("patch", "configmaps", namespace, LEDGER),
+        ],
+    )
 
 
 def test_flux_manifests_are_well_formed() -> None:
