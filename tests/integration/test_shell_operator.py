@@ -44,6 +44,9 @@ def operator(
         "PYTHONPATH": str(ROOT),
         "CONNECT_RECONCILER_NAMESPACE": namespace,
         "CONNECT_RECONCILER_CONNECT_URL": connect_kit.connect_url,
+        # The hook keeps the ledger where the pod's namespace would be (POD_NAMESPACE in a pod).
+        "POD_NAMESPACE": namespace,
+        "CONNECT_RECONCILER_KUBECONFIG": str(apiserver.kubeconfig_path),
     }
     log = tmp_path / "shell-operator.log"
     with log.open("w") as out:
@@ -79,10 +82,11 @@ def test_hook_under_shell_operator_creates_updates_and_deletes(
     operator: Path, apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit
 ) -> None:
     name = f"so{uuid.uuid4().hex[:6]}"
+    keep = f"{name}-keep"
 
-    def configmap(topic: str) -> dict[str, object]:
+    def configmap(topic: str, *, connector: str = name, cm: str = "cm") -> dict[str, object]:
         program = {
-            "name": name,
+            "name": connector,
             "config": {
                 "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
                 "file": str(connect_kit.data_dir / f"{name}.txt"),
@@ -90,7 +94,7 @@ def test_hook_under_shell_operator_creates_updates_and_deletes(
             },
         }
         return {
-            "metadata": {"name": "cm", "labels": {"destination": "connect"}},
+            "metadata": {"name": cm, "labels": {"destination": "connect"}},
             "data": {"c.json": json.dumps(program)},
         }
 
@@ -109,12 +113,24 @@ def test_hook_under_shell_operator_creates_updates_and_deletes(
                 detail=lambda: "; shell-operator log tail:\n" + operator.read_text()[-3000:],
             )
 
+        def ledger() -> list[str]:
+            try:
+                cm = core.read_namespaced_config_map("connect-reconciler-ledger-default", namespace)
+            except client.ApiException:
+                return []
+            return sorted(json.loads((cm.data or {}).get("entries.json", "{}")))
+
+        # A second ConfigMap stays: deleting the only one would empty the desired set, which is blocked.
+        core.create_namespaced_config_map(namespace, configmap("kept", connector=keep, cm="keep"))
         core.create_namespaced_config_map(namespace, configmap("first"))
         settled(lambda: topic() == "first", "the connector to be created")
+        settled(lambda: ledger() == sorted([name, keep]), "both connectors in the ledger")
         core.replace_namespaced_config_map("cm", namespace, configmap("second"))
         settled(lambda: topic() == "second", "the connector to be updated")
         core.delete_namespaced_config_map("cm", namespace)
         settled(lambda: topic() is None, "the connector to be deleted")
+        settled(lambda: ledger() == [keep], "the deleted connector forgotten by the ledger")
+        http.delete(f"/connectors/{keep}")
     lines = [json.loads(line) for line in operator.read_text().splitlines() if line.startswith("{")]
     runs = [entry for entry in lines if entry.get("msg") == "Hook executed successfully"]
     assert runs and not any("Hook executed with error" in str(entry.get("msg")) for entry in lines)

@@ -309,3 +309,19 @@ def test_status_reports_a_prune_block_and_the_restart_counts(
     assert code == 1
     assert "prune blocked since" in err.getvalue() and "approve-deletes --cluster default" in err.getvalue()
     assert "auto-restarted 1 time(s)" in out.getvalue()
+
+
+def test_before_a_delete_its_last_config_masked_and_its_offsets_are_logged() -> None:
+    from structlog.testing import capture_logs  # noqa: PLC0415
+
+    w = World()
+    w.run(doc("a", "c1"), doc("b", "c2"))
+    w.fake.connectors["c2"]["config"]["connection.password"] = "Live-Secret-Value-99"
+    w.fake.offsets["c2"] = [{"partition": {"file": "/tmp/x"}, "offset": {"position": 42}}]
+    with capture_logs() as logs:
+        w.run(doc("a", "c1"))
+    [record] = [r for r in logs if r["event"] == "deleting connector"]
+    assert record["connector"] == "c2" and record["reason"].startswith("pruned: ConfigMap apps/b removed")
+    assert record["offsets"] == {"offsets": w.fake.offsets["c2"]}
+    assert record["config"]["connection.password"].startswith("<secret sha256:")
+    assert w.fake.writes() == ["DELETE /connectors/c2"]
