@@ -19,7 +19,9 @@ failed action skips the ones after it (no pause after a rejected update). Rules 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import structlog
 
@@ -169,7 +171,9 @@ def apply_plan(
                     skipped=True,
                 )
             else:
+                started = time.perf_counter()
                 outcome = execute_action(action, client, retry=retry)
+                outcome = replace(outcome, duration_s=round(time.perf_counter() - started, 6))
                 if outcome.unavailable:
                     open_breakers[action.cluster] = outcome.message
             outcomes.append(outcome)

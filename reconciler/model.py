@@ -39,6 +39,10 @@ class ConfigMapDoc:
     origin: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     uid: str | None = None  # the API server's; None for files
+    resource_version: str | None = None
+    # Who last wrote `data`, from managedFields (kustomize-controller for Flux, kubectl-edit, ...), and when.
+    changed_by: str | None = None
+    changed_at: str | None = None
 
     @property
     def ref(self) -> str:
@@ -294,6 +298,7 @@ class Outcome:
     retryable: bool = False
     skipped: bool = False  # never sent: its cluster's breaker was open
     unavailable: bool = False  # Connect itself could not be reached, even after retries
+    duration_s: float = 0.0  # from the first request to the answer, retries included
 
 
 @dataclass(frozen=True, slots=True)

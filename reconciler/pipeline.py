@@ -8,6 +8,7 @@ from an observed listing, or their DELETE answered by Connect itself (`Report.se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -44,6 +45,7 @@ from reconciler.ownership import (
 )
 from reconciler.retrying import RetryPolicy
 from reconciler.runtime import Runtime
+from reconciler.telemetry import ActionEvent, PassEvent, notify
 
 log = structlog.get_logger("reconciler")
 
@@ -264,8 +266,10 @@ def reconcile(
 ) -> Report:
     """One pass. With a ledger (`rt.ledger`), ownership decides what may be written and what is pruned,
     and `deleted` (the watcher's tombstones) is not needed: the ledger remembers across restarts."""
+    started = time.perf_counter()
     docs = list(docs)
     deleted = list(deleted)
+    sources = {d.ref: d for d in docs}
     store = rt.ledger
     desired = render_all(
         docs,
@@ -308,18 +312,46 @@ def reconcile(
         merged = sorted((*plan.connectors, *extra), key=lambda p: (p.cluster, p.connector))
         plan = replace(plan, connectors=tuple(merged))
     declared = {(d.cluster, d.name) for d in desired.connectors if d.source.configmap not in desired.gone}
+
+    def finish(report: Report) -> Report:
+        own = decisions.by_cluster if decisions is not None else {}
+        notify(
+            rt.observers,
+            PassEvent(
+                report,
+                duration_s=time.perf_counter() - started,
+                sources=sources,
+                blocked={c: o.blocked for c, o in own.items() if o.blocked},
+                adopted=tuple((c, name) for c, o in own.items() for name in o.adopted),
+            ),
+        )
+        return report
+
+    def source_of(cp: ConnectorPlan) -> ConfigMapDoc | None:
+        return sources.get(cp.source.configmap) if cp.source is not None else None
+
     if dry_run:
-        return Report(plan, dry_run=True)
+        for cp in plan.connectors:
+            for action in cp.actions:
+                notify(rt.observers, ActionEvent(action, cp, source_of(cp), dry_run=True))
+        return finish(Report(plan, dry_run=True))
     stored: dict[str, Ledger] = {}
     if store is not None and decisions is not None:
         stored, failed, write_problems = record_before(store, decisions)
         plan = replace(without_clusters(plan, failed), problems=plan.problems + tuple(write_problems))
     _log_deletes(plan, live, rt)
+    by_key = {(cp.cluster, cp.connector): cp for cp in plan.connectors}
+
+    def on_outcome(outcome: Outcome) -> None:
+        _log_outcome(outcome)
+        cp = by_key[(outcome.action.cluster, outcome.action.connector)]
+        notify(rt.observers, ActionEvent(outcome.action, cp, source_of(cp), outcome))
+
     outcomes = apply_plan(
         plan,
         rt.clients,
         retry=rt.retry,
-        on_outcome=_log_outcome,
+        on_outcome=on_outcome,
         should_continue=lambda: rt.should_continue,
     )
     if store is not None:
@@ -329,4 +361,4 @@ def reconcile(
         settled = frozenset(d.ref for d in deleted)
     else:
         settled = settled_deletions(desired.gone, live, outcomes, declared=declared)
-    return Report(plan, tuple(outcomes), dry_run=False, settled_deletions=settled)
+    return finish(Report(plan, tuple(outcomes), dry_run=False, settled_deletions=settled))

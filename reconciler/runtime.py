@@ -30,6 +30,7 @@ from reconciler.jq_sandbox import JqSandbox
 from reconciler.model import DEFAULT_CLUSTER, AutoRestart, RenderInputs
 from reconciler.retrying import RetryPolicy, log_retry
 from reconciler.settings import LedgerSettings, RenderSettings, Settings
+from reconciler.telemetry import Observer
 
 # Where a pod finds its own namespace when POD_NAMESPACE (the downward API) is not set.
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -49,10 +50,12 @@ class Runtime:
     ledger: LedgerStore | None = None  # None: no ledger, so no prune and no adoption guard (CLI default)
     prune: PruneSettings = field(default_factory=PruneSettings)
     restart: AutoRestart = field(default_factory=AutoRestart)  # the default policy; templates override
+    observers: tuple[Observer, ...] = ()  # audit, Events, metrics (`telemetry.py`)
+    may_write: Callable[[], bool] = lambda: True  # leader election: False once the lease may be lost
 
     @property
     def should_continue(self) -> bool:
-        return not self.clock.stop.is_set()
+        return not self.clock.stop.is_set() and self.may_write()
 
 
 def _retry_policy(settings: Settings, clock: Clock, on_progress: Callable[[], None]) -> RetryPolicy:
@@ -125,6 +128,8 @@ def open_runtime(
     transport: httpx.BaseTransport | None = None,
     engine: JqEngine | None = None,
     ledger: LedgerStore | None = None,
+    observers: Sequence[Observer] = (),
+    may_write: Callable[[], bool] | None = None,
 ) -> Iterator[Runtime]:
     """ConfigError (one line) when a flag, a file or a directory is wrong. Clients are closed on exit,
     and so is the jq sandbox unless the caller passed in its own `engine`."""
@@ -164,6 +169,8 @@ def open_runtime(
             warnings=tuple(warnings),
             ledger=ledger if ledger is not None else (ledger_store(settings) if with_clusters else None),
             prune=prune_settings(settings.ledger),
+            observers=tuple(observers),
+            may_write=may_write or (lambda: True),
             restart=AutoRestart(
                 enabled=settings.ledger.auto_restart, max_restarts=settings.ledger.max_restarts
             ),

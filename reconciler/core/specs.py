@@ -329,7 +329,24 @@ def configmap_from_object(obj: Mapping[str, Any], *, origin: str | None = None) 
         origin=origin,
         annotations=_annotations(meta.get("annotations") or {}, ref),
         uid=meta["uid"] if isinstance(meta.get("uid"), str) else None,
+        resource_version=meta["resourceVersion"] if isinstance(meta.get("resourceVersion"), str) else None,
+        **_last_data_writer(meta.get("managedFields")),
     )
+
+
+def _last_data_writer(managed: Any) -> dict[str, str | None]:
+    """The managedFields entry that owns `data` and wrote last: the manager and the time (audit's "who")."""
+    best: tuple[str, str] | None = None
+    for entry in managed if isinstance(managed, list) else []:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("manager"), str):
+            continue
+        fields = entry.get("fieldsV1")
+        if not isinstance(fields, Mapping) or "f:data" not in fields:
+            continue
+        when = str(entry["time"]) if isinstance(entry.get("time"), str) else ""
+        if best is None or when >= best[1]:
+            best = (str(entry["manager"]), when)
+    return {"changed_by": best[0] if best else None, "changed_at": (best[1] or None) if best else None}
 
 
 def _annotations(annotations: Any, ref: str) -> dict[str, str]:

@@ -82,3 +82,52 @@ def test_dry_run_writes_nothing() -> None:
         dry_run=True,
     )
     assert report.plan.has_changes and report.outcomes == () and fake.writes() == []
+
+
+def test_observers_see_every_action_and_the_pass_and_a_failing_one_breaks_nothing() -> None:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from reconciler.telemetry import ActionEvent, PassEvent  # noqa: PLC0415
+
+    fake = FakeConnect()
+    seen: list[object] = []
+
+    def broken(_event: object) -> None:
+        raise RuntimeError("sink down")
+
+    rt = replace(runtime_for(fake), observers=(broken, seen.append))
+    source = ConfigMapDoc(
+        "a", "default", {"destination": "connect"}, doc("a", "a").data, uid="u1", resource_version="7",
+        changed_by="kustomize-controller", changed_at="2026-12-03T12:00:00Z",
+    )
+    report = reconcile([source], rt=rt, dry_run=True)
+    [planned, finished] = seen
+    assert isinstance(planned, ActionEvent) and planned.outcome is None and planned.dry_run
+    assert planned.source is not None and planned.source.changed_by == "kustomize-controller"
+    assert isinstance(finished, PassEvent) and finished.report is report
+    seen.clear()
+    report = reconcile([source], rt=rt, dry_run=False)
+    [executed, finished] = seen
+    assert isinstance(executed, ActionEvent) and executed.outcome is not None and executed.outcome.ok
+    assert executed.outcome.duration_s >= 0 and fake.writes() == ["POST /connectors"] and report.ok
+
+
+def test_managed_fields_name_the_last_writer_of_data() -> None:
+    from reconciler.core.specs import configmap_from_object  # noqa: PLC0415
+
+    obj = {
+        "metadata": {
+            "name": "a",
+            "namespace": "ns",
+            "uid": "u",
+            "resourceVersion": "42",
+            "managedFields": [
+                {"manager": "kubectl-client-side-apply", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:data": {}}},
+                {"manager": "kubectl-label", "time": "2026-06-01T00:00:00Z", "fieldsV1": {"f:metadata": {}}},
+                {"manager": "kubectl-edit", "time": "2026-03-01T00:00:00Z", "fieldsV1": {"f:data": {"f:k": {}}}},
+            ],
+        },
+        "data": {"k": "{}"},
+    }
+    cm = configmap_from_object(obj)
+    assert (cm.changed_by, cm.changed_at, cm.resource_version) == ("kubectl-edit", "2026-03-01T00:00:00Z", "42")
