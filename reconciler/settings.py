@@ -82,6 +82,28 @@ class WatchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """Audit log (`audit.py`), Kubernetes Events (`clients/events.py`), metrics (`metrics.py`)."""
+
+    audit_file: str | None = None  # append-only JSON lines; the log stream always gets the records
+    metrics_address: str = ""  # HOST:PORT for /metrics ('' disables)
+    events: bool = True  # Kubernetes Events on the source ConfigMaps (run and the hook)
+    identity: str | None = None  # this replica (audit `actor`, Event reportingInstance, Lease holder)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderSettings:
+    """Lease-based leader election for `run` (client-go's defaults)."""
+
+    enabled: bool = False
+    lease_name: str = "connect-reconciler"
+    namespace: str | None = None  # None: the ledger's namespace (the pod's own)
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "warning"
     format: str = "console"
@@ -96,6 +118,8 @@ class Settings:
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     logging: LogSettings = field(default_factory=LogSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    leader: LeaderSettings = field(default_factory=LeaderSettings)
 
 
 def split_userinfo(url: str) -> tuple[str, str | None, str | None]:

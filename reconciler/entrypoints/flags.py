@@ -18,10 +18,12 @@ from reconciler.errors import ConfigError
 from reconciler.settings import (
     ConnectSettings,
     InputSettings,
+    LeaderSettings,
     LedgerSettings,
     LogSettings,
     RenderSettings,
     Settings,
+    TelemetrySettings,
     WatchSettings,
     split_userinfo,
 )
@@ -83,6 +85,12 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--log-level", "log level", "warning", choices=("debug", "info", "warning", "error")),
     Flag("--log-format", "log format", "console", choices=("console", "json")),
+    Flag("--audit-file", "append every audit record (JSON lines) to this file", scope=REMOTE),
+    Flag(
+        "--identity",
+        "this replica's name in audit records, Events and the Lease (default: POD_NAME, hostname)",
+        scope=REMOTE,
+    ),
     Flag("--output", "output format", "text", choices=("text", "json"), short="-o"),
     Flag("--color", "colour the output", "auto", choices=("auto", "always", "never")),
     Flag(
@@ -170,6 +178,32 @@ FLAGS: tuple[Flag, ...] = (
         RUN,
         kind=float,
     ),
+    Flag("--metrics-address", "HOST:PORT for Prometheus /metrics ('' disables)", "", RUN),
+    Flag("--events", "Kubernetes Events on the source ConfigMaps", "on", RUN, choices=("on", "off")),
+    Flag(
+        "--leader-election",
+        "run only while holding the Lease (for several replicas)",
+        "off",
+        RUN,
+        choices=("on", "off"),
+    ),
+    Flag("--lease-name", "the coordination.k8s.io Lease", "connect-reconciler", RUN),
+    Flag("--lease-namespace", "namespace of the Lease (default: the ledger's)", scope=RUN),
+    Flag(
+        "--lease-duration",
+        "seconds a follower waits without a renewal before taking over",
+        "15",
+        RUN,
+        kind=float,
+    ),
+    Flag(
+        "--renew-deadline",
+        "seconds the leader keeps trying to renew before it stops and exits",
+        "10",
+        RUN,
+        kind=float,
+    ),
+    Flag("--retry-period", "seconds between Lease attempts", "2", RUN, kind=float),
     Flag("--health-address", "HOST:PORT for /healthz and /readyz ('' disables)", "0.0.0.0:8080", RUN),
     Flag("--resync-crontab", "the hook's resync schedule (shell-operator crontab)", "* * * * *", RUN),
 )
@@ -276,10 +310,32 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             health_address=values.get("health_address", "0.0.0.0:8080"),
             resync_crontab=values.get("resync_crontab", "* * * * *"),
         ),
+        telemetry=TelemetrySettings(
+            audit_file=values.get("audit_file") or None,
+            metrics_address=values.get("metrics_address") or "",
+            events=values.get("events", "on") != "off",
+            identity=values.get("identity") or None,
+        ),
+        leader=_leader(values),
         logging=LogSettings(
             level=values.get("log_level", "warning"), format=values.get("log_format", "console")
         ),
     )
+
+
+def _leader(values: Mapping[str, Any]) -> LeaderSettings:
+    leader = LeaderSettings(
+        enabled=values.get("leader_election", "off") == "on",
+        lease_name=values.get("lease_name") or "connect-reconciler",
+        namespace=values.get("lease_namespace") or None,
+        lease_duration_s=float(values.get("lease_duration", 15.0)),
+        renew_deadline_s=float(values.get("renew_deadline", 10.0)),
+        retry_period_s=float(values.get("retry_period", 2.0)),
+    )
+    # client-go's rule: a leader must give up before a follower may take over, with time to retry.
+    if not leader.lease_duration_s > leader.renew_deadline_s > 1.2 * leader.retry_period_s > 0:
+        raise ConfigError("--lease-duration > --renew-deadline > 1.2 x --retry-period > 0 must hold")
+    return leader
 
 
 def settings_from_environ(environ: Mapping[str, str]) -> Settings:
