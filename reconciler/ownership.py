@@ -9,14 +9,15 @@ gets no create, no adoption and no prune in this pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 import structlog
 
 from reconciler.clients.ledger_store import LedgerStore
-from reconciler.core.ledger import Ledger
+from reconciler.core.ledger import Entry, Ledger, timestamp
 from reconciler.core.planning import restart_action
 from reconciler.core.pruning import Ownership, PruneSettings, decide
 from reconciler.errors import LedgerConflict, LedgerUnavailable
@@ -164,23 +165,44 @@ def without_clusters(plan: Plan, clusters: set[str]) -> Plan:
     return replace(plan, connectors=tuple(c for c in plan.connectors if c.cluster not in clusters))
 
 
-def record_after(
-    store: LedgerStore, stored: Mapping[str, Ledger], outcomes: Sequence[Outcome]
-) -> list[Problem]:
-    """Forget the connectors Connect confirmed deleted. On a conflict the ledger is re-read and the same
-    names removed again: removal of a confirmed-gone name is safe to repeat."""
-    gone: dict[str, set[str]] = {}
+def _after(
+    ledger: Ledger, outcomes: Sequence[Outcome], *, at: str, scrub: Callable[[str], str]
+) -> dict[str, Entry]:
+    """The entries once the pass is done: confirmed deletes gone, each other action noted as the last."""
+    entries = dict(ledger.entries)
     for o in outcomes:
+        name = o.action.connector
+        if o.action.cluster != ledger.cluster or name not in entries:
+            continue
         if o.ok and o.action.kind is ActionKind.DELETE:
-            gone.setdefault(o.action.cluster, set()).add(o.action.connector)
+            del entries[name]
+            continue
+        last: dict[str, Any] = {"action": o.action.kind.value, "at": at, "ok": o.ok}
+        if not o.ok:
+            last["error"] = scrub(o.message)[:500]  # Connect's 400s may quote a config value
+        entries[name] = replace(entries[name], last=last)
+    return entries
+
+
+def record_after(
+    store: LedgerStore,
+    stored: Mapping[str, Ledger],
+    outcomes: Sequence[Outcome],
+    *,
+    now: datetime,
+    scrub: Callable[[str], str],
+) -> list[Problem]:
+    """Forget the connectors Connect confirmed deleted and note every other action as the connector's
+    last (what `status` shows). On a conflict the ledger is re-read and the same change made again:
+    removing a confirmed-gone name and noting an action are both safe to repeat."""
     problems: list[Problem] = []
-    for cluster, names in gone.items():
+    for cluster in sorted({o.action.cluster for o in outcomes}):
         ledger = stored.get(cluster)
         for _attempt in range(3):
             if ledger is None:
                 break
-            entries = {n: e for n, e in ledger.entries.items() if n not in names}
-            if len(entries) == len(ledger.entries):
+            entries = _after(ledger, outcomes, at=timestamp(now), scrub=scrub)
+            if entries == dict(ledger.entries):
                 break
             try:
                 store.write(ledger.with_entries(entries))
@@ -238,17 +260,3 @@ def with_restarts(
         actions = cp.actions + ((action,) if action is not None else ())
         plans.append(replace(cp, actions=actions, restart=note or cp.restart))
     return replace(plan, connectors=tuple(plans)), replace(decisions, by_cluster=by_cluster)
-
-
-def restart_notes(ledger: Ledger) -> dict[str, str]:
-    """`status`: how often each owned connector was restarted automatically, and when last."""
-    notes: dict[str, str] = {}
-    for name, entry in ledger.entries.items():
-        try:
-            record = RestartRecord.from_json(entry.restart) if entry.restart else RestartRecord()
-        except ValueError:
-            continue
-        if record.count and record.last_restart is not None:
-            when = datetime.fromtimestamp(record.last_restart, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            notes[name] = f"auto-restarted {record.count} time(s), last at {when}"
-    return notes

@@ -355,7 +355,7 @@ def reconcile(
         should_continue=lambda: rt.should_continue,
     )
     if store is not None:
-        after = record_after(store, stored, outcomes)
+        after = record_after(store, stored, outcomes, now=rt.clock.now(), scrub=rt.redactor.scrub)
         plan = replace(plan, problems=plan.problems + tuple(after))
         # The ledger prunes what tombstones used to: every one handed in is settled.
         settled = frozenset(d.ref for d in deleted)

@@ -7,13 +7,14 @@ were masked by the planner already, and actions' raw configs are never printed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.core.redaction import Redactor
+from reconciler.core.status import StatusRow
 from reconciler.model import (
     ActionKind,
-    ClusterState,
     ConnectorPlan,
     DesiredConnector,
     Outcome,
@@ -201,29 +202,67 @@ def render_connectors(desired: Sequence[DesiredConnector], *, redactor: Redactor
     return redactor.scrub("\n".join(lines))
 
 
-def render_status(
-    desired: Sequence[DesiredConnector],
-    live: Mapping[str, ClusterState],
-    *,
-    redactor: Redactor,
-    restarts: Mapping[tuple[str, str], str] | None = None,
-) -> str:
-    """The `status` command: every declared connector with its live state and its tasks' states.
+_STATUS_COLUMNS = (
+    "CONNECTOR",
+    "CLUSTER",
+    "DESIRED",
+    "LIVE",
+    "TASKS",
+    "DRIFT",
+    "LAST ACTION",
+    "RESTARTS",
+    "ERROR",
+)
 
-    `restarts` holds auto-restart notes (`ConnectorPlan.restart`) by (cluster, name), e.g. a restart limit
-    reached, which only the counters know."""
-    notes = restarts or {}
-    lines = []
-    for d in sorted(desired, key=lambda d: (d.cluster, d.name)):
-        cluster = live.get(d.cluster)
-        found = cluster.connectors.get(d.name) if cluster else None
-        if not d.enabled:
-            state = "absent (disabled)" if found is None else f"{found.state} (disabled, pending delete)"
-        elif found is None:
-            state = "MISSING"
-        else:
-            tasks = ", ".join(found.tasks) or "no tasks"
-            state = f"{found.state or 'UNKNOWN'} (tasks: {tasks})"
-        note = notes.get((d.cluster, d.name))
-        lines.append(f"{d.name} @{d.cluster}: {state}" + (f"; {note}" if note else ""))
+
+def _tasks(tasks: Sequence[str]) -> str:
+    if not tasks:
+        return "-"
+    counts = Counter(tasks)
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+def _status_cells(r: StatusRow) -> tuple[str, ...]:
+    drift = "-" if r.drift is None else ("yes" if r.drift else "no")
+    if r.last_action:
+        last = f"{r.last_action} {'ok' if r.last_error is None else 'failed'} {r.last_at or ''}".strip()
+    else:
+        last = "-"
+    return (
+        r.connector,
+        r.cluster,
+        r.desired + ("" if r.managed is not False else " (not managed)"),
+        r.live or "MISSING",
+        _tasks(r.tasks),
+        drift,
+        last,
+        str(r.restarts),
+        " ".join((r.last_error or "-").split()),
+    )
+
+
+def render_status(rows: Sequence[StatusRow], *, redactor: Redactor, as_json: bool = False) -> str:
+    """The `status` command: a table of every declared or managed connector (or JSON), scrubbed."""
+    if as_json:
+        docs = [
+            {
+                "connector": r.connector,
+                "cluster": r.cluster,
+                "desired": r.desired,
+                "live": r.live,
+                "tasks": list(r.tasks),
+                "drift": r.drift,
+                "managed": r.managed,
+                "last_action": r.last_action,
+                "last_at": r.last_at,
+                "last_error": r.last_error,
+                "restarts": r.restarts,
+                "ok": r.ok,
+            }
+            for r in rows
+        ]
+        return redactor.scrub(json.dumps(redactor.scrub_tree(docs), indent=2))
+    table = [_STATUS_COLUMNS, *(_status_cells(r) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(_STATUS_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
     return redactor.scrub("\n".join(lines))

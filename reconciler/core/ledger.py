@@ -64,6 +64,7 @@ class Entry:
     protect: bool = False
     pending_delete_since: str | None = None  # first pass that found it undeclared (grace period)
     restart: Mapping[str, Any] = field(default_factory=dict)  # auto-restart counters, stored as given
+    last: Mapping[str, Any] = field(default_factory=dict)  # the last action: {action, at, ok, error?}
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"owner": self.owner, "origin": self.origin, "since": self.since}
@@ -75,13 +76,15 @@ class Entry:
             out["pendingDeleteSince"] = self.pending_delete_since
         if self.restart:
             out["restart"] = dict(self.restart)
+        if self.last:
+            out["last"] = dict(self.last)
         return out
 
     @classmethod
     def from_json(cls, connector: str, raw: Any) -> Entry:
         if not isinstance(raw, Mapping) or not isinstance(raw.get("owner"), str):
             raise LedgerError(f"entry {connector!r} has no owner")
-        restart = raw.get("restart")
+        restart, last = raw.get("restart"), raw.get("last")
         return cls(
             connector=connector,
             owner=raw["owner"],
@@ -91,6 +94,7 @@ class Entry:
             protect=raw.get("protect") is True,
             pending_delete_since=raw.get("pendingDeleteSince") or None,
             restart=dict(restart) if isinstance(restart, Mapping) else {},
+            last=dict(last) if isinstance(last, Mapping) else {},
         )
 
 

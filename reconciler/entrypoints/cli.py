@@ -18,9 +18,9 @@ from reconciler.clients.clusters import load_clusters
 from reconciler.clients.ledger_store import KubeLedgerStore
 from reconciler.clients.sources import load_configmaps
 from reconciler.clock import SystemClock
-from reconciler.core.ledger import ledger_to_file
-from reconciler.core.planning import unconverged
+from reconciler.core.ledger import Ledger, ledger_to_file
 from reconciler.core.redaction import Redactor
+from reconciler.core.status import status_rows
 from reconciler.entrypoints.flags import (
     COMMON,
     PLAN,
@@ -34,7 +34,7 @@ from reconciler.entrypoints.flags import (
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import DesiredConnector, Problem
-from reconciler.ownership import read_ledgers, restart_notes
+from reconciler.ownership import read_ledgers
 from reconciler.pipeline import observe, reconcile, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
 from reconciler.runtime import Runtime, ledger_store, open_runtime
@@ -100,7 +100,8 @@ def execute(
     try:
         if args.command in ("ledger", "approve-deletes"):
             return _ledger_command(args, settings, environ=environ, out=out)
-        if not args.paths:
+        from_ledger = args.command == "status" and settings.ledger.enabled
+        if not args.paths and not from_ledger:
             raise ReconcilerError("no ConfigMap paths given (arguments or CONNECT_RECONCILER_PATHS)")
         with open_runtime(
             settings,
@@ -168,36 +169,35 @@ def _status(
     *,
     out: TextIO,
 ) -> bool:
-    """Live state of every declared connector; with --wait, until all are settled or the time is up.
-    Observation problems are added to `problems`; False while some connector is not as desired."""
-    deadline = time.monotonic() + args.wait
-    while True:
-        live, observe_problems = observe(desired, rt.clients, retry=rt.retry)
-        pending = unconverged(desired, live)
-        if not pending or time.monotonic() >= deadline:
-            break
-        rt.clock.sleep(1.0)
-    notes: dict[tuple[str, str], str] = {}
-    blocked = False
+    """Every declared connector (and, with a ledger, every managed one) against its live state; with
+    --wait, until all are settled or the time is up. False unless all are as desired."""
+    ledgers: dict[str, Ledger] | None = None
     if rt.ledger is not None:
         ledgers, ledger_problems = read_ledgers(rt.ledger, sorted(rt.clients))
         problems += ledger_problems
-        for cluster, ledger in ledgers.items():
-            notes.update(((cluster, name), note) for name, note in restart_notes(ledger).items())
-            if ledger.blocked_since:
-                blocked = True
-                problems.append(
-                    Problem(
-                        f"prune blocked since {ledger.blocked_since}: {ledger.blocked_reason}; approve with "
-                        f"connect-reconciler approve-deletes --cluster {cluster}",
-                        cluster=cluster,
-                    )
-                )
-    print(render_status(desired, live, redactor=rt.redactor, restarts=notes), file=out)
+    owned = [c for c, lg in (ledgers or {}).items() if lg.entries]
+    deadline = time.monotonic() + args.wait
+    while True:
+        live, observe_problems = observe(desired, rt.clients, retry=rt.retry, also=owned)
+        rows = status_rows(desired, live, ledgers)
+        if all(r.ok for r in rows) or time.monotonic() >= deadline:
+            break
+        rt.clock.sleep(1.0)
+    print(render_status(rows, redactor=rt.redactor, as_json=args.output == "json"), file=out)
     problems += observe_problems
+    for cluster, ledger in (ledgers or {}).items():
+        if ledger.blocked_since:
+            problems.append(
+                Problem(
+                    f"prune blocked since {ledger.blocked_since}: {ledger.blocked_reason}; approve with "
+                    f"connect-reconciler approve-deletes --cluster {cluster}",
+                    cluster=cluster,
+                )
+            )
+    pending = [r.connector for r in rows if not r.ok]
     if pending:
         problems.append(Problem(f"not in the desired state: {', '.join(pending)}"))
-    return not pending and not blocked
+    return not pending and not any(lg.blocked_since for lg in (ledgers or {}).values())
 
 
 def _ledger_command(

@@ -242,6 +242,12 @@ def test_plan_of_a_directory_missing_one_file_shows_its_deletes_from_the_ledger(
     ]
     code, out, err = cli("apply", str(repo), *remote)
     assert code == 0, out + err
+    # `status` against the cluster alone: the ledger says what is managed, Connect how it is.
+    eventually(lambda: cli("status", *remote)[0] == 0, what="status from the ledger to settle")
+    code, out, err = cli("status", *remote, "--output", "json")
+    rows = {r["connector"]: r for r in json.loads(out)}
+    assert {a, b} <= set(rows) and rows[a]["managed"] and rows[a]["live"] == "RUNNING"
+    assert rows[a]["last_action"] == "create" and rows[a]["desired"] == "unknown"
     (repo / "b.yaml").unlink()  # the pull request removes one file
     code, out, err = cli("plan", str(repo), *remote)
     assert code == 2, out + err

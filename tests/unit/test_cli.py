@@ -285,7 +285,15 @@ def test_status_lists_declared_connectors(world: World) -> None:
     world.cli("apply")
     code, out, _ = world.cli("status")
     assert code == 0
-    assert "src-a @default: RUNNING (tasks: RUNNING)" in out
+    header, *rows = out.splitlines()
+    assert header.split() == ["CONNECTOR", "CLUSTER", "DESIRED", "LIVE", "TASKS", "DRIFT", "LAST", "ACTION", "RESTARTS", "ERROR"]
+    assert rows[0].split() == ["src-a", "default", "running", "RUNNING", "1", "RUNNING", "no", "-", "0", "-"]
+    world.fake.connectors["src-a"]["config"]["topic"] = "edited-by-hand"
+    world.fake.fail_task("src-c")
+    code, out, _ = world.cli("status", "--output", "json")
+    by_name = {r["connector"]: r for r in json.loads(out)}
+    assert code == 1 and by_name["src-a"]["drift"] is True and by_name["src-c"]["tasks"] == ["FAILED"]
+    assert by_name["src-a"]["ok"] and not by_name["src-c"]["ok"]
 
 
 def test_expand_omission_does_not_cause_a_duplicate_create(world: World) -> None:

@@ -415,12 +415,14 @@ def test_a_limit_reached_shows_on_an_in_sync_connector() -> None:
     assert "to restart" not in text
 
 
-def test_status_shows_the_restart_note() -> None:
+def test_status_shows_the_restart_count_from_the_ledger() -> None:
+    from reconciler.core.ledger import Entry, Ledger  # noqa: PLC0415
+    from reconciler.core.status import status_rows  # noqa: PLC0415
+
     state = {"default": ClusterState("default", {"c": FAILED_TASK})}
-    note = "task failed; restart limit reached (5): restart it by hand"
-    out = render_status([desired()], state, redactor=Redactor(frozenset()), restarts={("default", "c"): note})
-    assert out == f"c @default: RUNNING (tasks: FAILED); {note}"
-    assert (
-        render_status([desired()], state, redactor=Redactor(frozenset()))
-        == "c @default: RUNNING (tasks: FAILED)"
-    )
+    ledger = Ledger("default", {"c": Entry("c", "ns/cm", restart={"count": 3, "lastRestart": 1.0})})
+    [row] = status_rows([desired()], state, {"default": ledger})
+    assert (row.restarts, row.tasks, row.ok) == (3, ("FAILED",), False)
+    out = render_status([row], redactor=Redactor(frozenset()))
+    assert out.splitlines()[1].split()[:8] == ["c", "default", "running", "RUNNING", "1", "FAILED", "no", "-"]
+    assert out.splitlines()[1].split()[-2:] == ["3", "-"]

@@ -18,6 +18,7 @@ from reconciler.core import redaction
 from reconciler.core.planning import build_plan, diff_config
 from reconciler.core.redaction import Redactor, encodings, mask, references_secret
 from reconciler.core.rendering import render_connector
+from reconciler.core.status import status_rows
 from reconciler.errors import ConnectApiError, RenderError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import (
@@ -359,14 +360,13 @@ def test_plan_json_and_status_mask_a_tojson_value_and_a_name_built_from_a_secret
         assert f"c-{mask(PASSWORD)}" in text and "topic" in text
         doc = json.loads(as_json)
         assert doc["connectors"][0]["connector"] == f"c-{mask(PASSWORD)}"
-    status = render_status(
-        [d], {"default": ClusterState("default", {name: live({}, name=name)}, "4.1.1")}, redactor=R
-    )
+    rows = status_rows([d], {"default": ClusterState("default", {name: live({}, name=name)}, "4.1.1")}, None)
+    status = render_status(rows, redactor=R) + render_status(rows, redactor=R, as_json=True)
     rendered = render_connectors([d], redactor=R, as_json=False) + render_connectors(
         [d], redactor=R, as_json=True
     )
     assert_clean(status, rendered)
-    assert status.startswith(f"c-{mask(PASSWORD)} @default: RUNNING")
+    assert status.splitlines()[1].startswith(f"c-{mask(PASSWORD)}")
 
 
 # --- logs --------------------------------------------------------------------------------------------
