@@ -25,6 +25,11 @@ def use_redactor(redactor: Redactor) -> None:
     _current["redactor"] = redactor
 
 
+def current_redactor() -> Redactor:
+    """The secrets of the current pass (audit records and Events are scrubbed with the same ones)."""
+    return _current["redactor"]
+
+
 def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     scrubbed: MutableMapping[str, Any] = _current["redactor"].scrub_tree(dict(event))
     return scrubbed

@@ -336,6 +336,8 @@ def reconcile(
                 notify(rt.observers, ActionEvent(action, cp, source_of(cp), dry_run=True))
         return finish(Report(plan, dry_run=True))
     stored: dict[str, Ledger] = {}
+    if not rt.should_continue:  # stopping, or the lease may be lost: not even the ledger is written
+        return finish(Report(plan, dry_run=False))
     if store is not None and decisions is not None:
         stored, failed, write_problems = record_before(store, decisions)
         plan = replace(without_clusters(plan, failed), problems=plan.problems + tuple(write_problems))
@@ -354,7 +356,7 @@ def reconcile(
         on_outcome=on_outcome,
         should_continue=lambda: rt.should_continue,
     )
-    if store is not None:
+    if store is not None and rt.should_continue:
         after = record_after(store, stored, outcomes, now=rt.clock.now(), scrub=rt.redactor.scrub)
         plan = replace(plan, problems=plan.problems + tuple(after))
         # The ledger prunes what tombstones used to: every one handed in is settled.

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.audit import AuditLog
 from reconciler.clients.clusters import connect_clients, credential_values, load_clusters
 from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import load_inputs
@@ -27,6 +28,7 @@ from reconciler.core.rendering import JqEngine, Renderer
 from reconciler.core.selectors import Selector, parse_selector
 from reconciler.errors import ConfigError
 from reconciler.jq_sandbox import JqSandbox
+from reconciler.logs import current_redactor
 from reconciler.model import DEFAULT_CLUSTER, AutoRestart, RenderInputs
 from reconciler.retrying import RetryPolicy, log_retry
 from reconciler.settings import LedgerSettings, RenderSettings, Settings
@@ -96,6 +98,24 @@ def own_namespace(settings: LedgerSettings, environ: Mapping[str, str]) -> str |
             return f.read().strip() or None
     except OSError:
         return None
+
+
+def identity(settings: Settings, environ: Mapping[str, str]) -> str:
+    """This replica's name in audit records, Events and the Lease: --identity, POD_NAME, the hostname."""
+    import socket  # noqa: PLC0415
+
+    return settings.telemetry.identity or environ.get("POD_NAME") or socket.gethostname()
+
+
+def audit_log(settings: Settings, environ: Mapping[str, str]) -> AuditLog:
+    """The audit trail: the log stream, --audit-file and, under a Knative SinkBinding, CloudEvents."""
+    return AuditLog.from_environ(
+        environ,
+        identity=identity(settings, environ),
+        file=settings.telemetry.audit_file,
+        redactor_ref=current_redactor,
+        log_level="warning",  # audit records must show at the default log level
+    )
 
 
 def ledger_store(settings: Settings, *, namespace: str | None = None) -> LedgerStore | None:

@@ -1,6 +1,7 @@
 """Labeled ConfigMaps from the Kubernetes API: one list, one watch window; and the API client itself.
 
-I/O edge: with `ledger_store.py`, the only code that calls the Kubernetes API. The loop that lists, watches, re-lists on
+I/O edge: with `ledger_store.py`, `events.py` and `watching/leader.py`, the only code that calls the
+Kubernetes API. The loop that lists, watches, re-lists on
 410 and backs off lives in `watching/stream.py`. Why not the client's `SharedInformer` (kubernetes 37.x
 ships one): it neither requests bookmarks nor sets a client-side read timeout (a silent network drop
 then hangs the watch for good), and it reconnects a failing watch without backoff.

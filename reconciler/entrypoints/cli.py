@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any, TextIO
 
 import httpx
@@ -37,7 +38,7 @@ from reconciler.model import DesiredConnector, Problem
 from reconciler.ownership import read_ledgers
 from reconciler.pipeline import observe, reconcile, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
-from reconciler.runtime import Runtime, ledger_store, open_runtime
+from reconciler.runtime import Runtime, audit_log, ledger_store, open_runtime
 from reconciler.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -103,13 +104,20 @@ def execute(
         from_ledger = args.command == "status" and settings.ledger.enabled
         if not args.paths and not from_ledger:
             raise ReconcilerError("no ConfigMap paths given (arguments or CONNECT_RECONCILER_PATHS)")
-        with open_runtime(
-            settings,
-            environ=environ,
-            with_clusters=args.command != "render",
-            http_hooks=http_hooks,
-            transport=transport,
-        ) as rt:
+        # apply writes, and `plan --output json` is what a pipeline keeps: both leave audit records.
+        audited = args.command == "apply" or (args.command == "plan" and args.output == "json")
+        with ExitStack() as stack:
+            observers = [stack.enter_context(audit_log(settings, environ))] if audited else []
+            rt = stack.enter_context(
+                open_runtime(
+                    settings,
+                    environ=environ,
+                    with_clusters=args.command != "render",
+                    http_hooks=http_hooks,
+                    transport=transport,
+                    observers=observers,
+                )
+            )
             redactor = rt.redactor
             use_redactor(redactor)
             for w in rt.warnings:
@@ -221,6 +229,10 @@ def _ledger_command(
             raise ReconcilerError(f"approve-deletes: unknown cluster {cluster!r} (known: {', '.join(names)})")
         ledger = store.read(cluster)
         stamp = store.approve(cluster, now=SystemClock().now())
+        with audit_log(settings, environ) as audit:
+            audit.approval(
+                cluster, stamp, approved_by=environ.get("USER"), blocked_reason=ledger.blocked_reason
+            )
         blocked = (
             f"blocked since {ledger.blocked_since}: {ledger.blocked_reason}"
             if ledger.blocked_since

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -24,11 +25,12 @@ from reconciler.core.selectors import parse_selector
 from reconciler.core.specs import configmap_from_object
 from reconciler.entrypoints.flags import settings_from_environ
 from reconciler.errors import ConfigError, ConnectApiError, ReconcilerError, SourceError
-from reconciler.logs import configure_logging, use_redactor
+from reconciler.logs import configure_logging, current_redactor, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, Report
 from reconciler.pipeline import reconcile
-from reconciler.runtime import ledger_store, open_runtime, own_namespace
+from reconciler.runtime import audit_log, identity, ledger_store, open_runtime, own_namespace
 from reconciler.settings import Settings
+from reconciler.telemetry import Observer
 
 log = structlog.get_logger("reconciler.hook")
 EXIT_OK, EXIT_RETRY = 0, 1
@@ -64,6 +66,30 @@ def _list_configmaps(settings: Settings) -> tuple[list[ConfigMapDoc], list[Sourc
     return docs, errors
 
 
+@contextmanager
+def _event_recorder(
+    settings: Settings, environ: Mapping[str, str], *, enabled: bool
+) -> Iterator[list[Observer]]:
+    """Events on the source ConfigMaps, when the hook runs in a cluster (it has a namespace); the queue
+    is given two seconds at the end of the run: a hook is short."""
+    if not (enabled and settings.telemetry.events):
+        yield []
+        return
+    from reconciler.clients.events import EventRecorder  # noqa: PLC0415 - --config stays fast
+    from reconciler.clients.kube import kube_api_client  # noqa: PLC0415
+
+    try:
+        api = kube_api_client(settings.watch.kubeconfig)
+    except Exception:  # no credentials: Events are a courtesy, never a reason to fail the run
+        yield []
+        return
+    recorder = EventRecorder(api, instance=identity(settings, environ), redactor=current_redactor)
+    try:
+        yield [recorder]
+    finally:
+        recorder.close(timeout=2.0)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -95,7 +121,11 @@ def main(
         binding = parse_binding_contexts(json.loads(Path(path).read_text(encoding="utf-8")))
         namespace = own_namespace(settings.ledger, environ)
         ledger = ledger_store(settings, namespace=namespace) if namespace else None
-        with open_runtime(settings, environ=environ, ledger=ledger) as rt:
+        with (
+            audit_log(settings, environ) as audit,
+            _event_recorder(settings, environ, enabled=namespace is not None) as events,
+            open_runtime(settings, environ=environ, ledger=ledger, observers=[audit, *events]) as rt,
+        ):
             use_redactor(rt.redactor)
             errors = list(binding.errors)
             if binding.configmaps is not None:

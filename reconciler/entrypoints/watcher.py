@@ -5,6 +5,10 @@ loop runs passes over the whole cached set through the same pipeline as the CLI 
 `watching/loop.py` for when). Each pass opens a fresh Runtime, so rotated Secrets and properties
 files take effect. SIGTERM/SIGINT: retry sleeps end at once, the request in flight finishes, no new
 one starts, exit 0. `/healthz` and `/readyz` serve the probes.
+
+With `--leader-election on` (see `watching/leader.py`) the streams run in every replica, so a new
+leader is warm, but passes run only in the leader, every action is gated by `elector.valid`, a lost
+lease stops everything and exits 1, and SIGTERM releases the lease once the loop has stopped.
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ from typing import Any
 import structlog
 from kubernetes import client
 
+from reconciler.clients.events import EventRecorder
 from reconciler.clients.kube import ConfigMapApi, kube_api_client
 from reconciler.clients.ledger_store import KubeLedgerStore, LedgerStore
 from reconciler.clock import Clock, SystemClock
-from reconciler.errors import ReconcilerError, ShuttingDown
-from reconciler.logs import configure_logging, use_redactor
+from reconciler.errors import ConfigError, ReconcilerError, ShuttingDown
+from reconciler.logs import configure_logging, current_redactor, use_redactor
+from reconciler.metrics import Metrics
 from reconciler.model import Problem, Report
 from reconciler.pipeline import reconcile
-from reconciler.runtime import jq_sandbox, open_runtime, own_namespace
+from reconciler.runtime import audit_log, identity, jq_sandbox, open_runtime, own_namespace
 from reconciler.settings import Settings
+from reconciler.telemetry import Observer
 from reconciler.watching.cache import CacheSnapshot, ConfigMapCache
 from reconciler.watching.health import Health
 from reconciler.watching.inputs import InputsWatch
-from reconciler.watching.loop import ReconcileLoop
+from reconciler.watching.leader import LeaderElector
+from reconciler.watching.loop import TICK_S, ReconcileLoop
 from reconciler.watching.stream import ConfigMapStream
 
 log = structlog.get_logger("reconciler.watcher")
@@ -80,6 +88,19 @@ class Watcher:
             resync_seconds=watch.resync_seconds,
             debounce_seconds=watch.debounce_seconds,
         )
+        self.audit = audit_log(settings, environ)
+        self.metrics = Metrics(audit_dropped=lambda: self.audit.dropped)
+        # Audit, Events and metrics see every pass (`telemetry.py`); each returns fast and never raises.
+        self.observers: list[Observer] = [self.audit, self.metrics]
+        self.events = (
+            EventRecorder(api, instance=identity(settings, environ), redactor=current_redactor)
+            if settings.telemetry.events
+            else None
+        )
+        if self.events is not None:
+            self.observers.append(self.events)
+        self.elector = self._leader_elector(api) if settings.leader.enabled else None
+        self.metrics.set_leader(settings.leader.lease_name, self.elector is None)
 
     def start_watching(self) -> None:
         for s in self.streams:
@@ -89,9 +110,65 @@ class Watcher:
     def run(self) -> None:
         self.start_watching()
         try:
-            self.loop.run()
+            if self._await_leadership():
+                self.loop.run()
         finally:
             self.engine.close()
+            self.audit.close(timeout=5.0)  # deliver what is queued, briefly; the rest is counted
+            if self.events is not None:
+                self.events.close(timeout=2.0)
+
+    # --- leader election ---------------------------------------------------------------------------
+    def _leader_elector(self, api: client.ApiClient) -> LeaderElector:
+        leader = self.settings.leader
+        namespace = leader.namespace or own_namespace(self.settings.ledger, self.environ)
+        if not namespace:
+            raise ConfigError(
+                "leader election needs a namespace for the Lease: --lease-namespace or POD_NAMESPACE"
+            )
+        return LeaderElector(
+            client.CoordinationV1Api(api),
+            leader,
+            namespace=namespace,
+            identity=identity(self.settings, self.environ),
+            clock=self.clock,
+            on_started_leading=lambda: self.metrics.set_leader(leader.lease_name, True),
+            on_stopped_leading=self._lost_leadership,
+        )
+
+    def _await_leadership(self) -> bool:
+        """Start the elector and wait (streams running, liveness ticking) until this replica leads. A
+        follower whose caches are warm counts as ready: it stands by, and a rollout must not wait on it."""
+        if self.elector is None:
+            return True
+        threading.Thread(target=self.elector.run, name="leader-election", daemon=True).start()
+        log.info("waiting for leadership", identity=self.elector.identity, lease=self.elector.name)
+        while not self.stop.is_set() and not self.elector.done.is_set():
+            self.health.beat()
+            if self.elector.wait_for_leadership(self.stop, timeout=TICK_S):
+                return True
+            if all(ns in self.cache.listed for ns in self.loop.namespaces):
+                self.health.ready_once = True
+        return False
+
+    def _lost_leadership(self) -> None:
+        log.error("leader election lost: stopping every write and exiting", identity=self.identity)
+        self.metrics.set_leader(self.settings.leader.lease_name, False)
+        self.stop.set()
+        self.cache.dirty.set()
+
+    @property
+    def identity(self) -> str | None:
+        return self.elector.identity if self.elector is not None else self.settings.telemetry.identity
+
+    @property
+    def leadership_lost(self) -> bool:
+        return self.elector is not None and self.elector.lost
+
+    def release_leadership(self) -> None:
+        """After the loop stopped (SIGTERM): hand the lease over, so a successor need not wait for it."""
+        if self.elector is not None and not self.elector.lost:
+            self.elector.release()
 
     def _unwatched(self) -> list[Problem]:
         """Namespaces whose list or watch is failing right now: the cache may be stale there, so the
@@ -111,8 +188,11 @@ class Watcher:
                 on_progress=self.health.beat,
                 engine=self.engine,
                 ledger=self.ledger,
+                may_write=self.elector.valid if self.elector is not None else None,
+                observers=self.observers,
             ) as rt:
                 use_redactor(rt.redactor)
+                self.metrics.instrument(rt.clients)  # new clients every pass
                 report = reconcile(
                     snap.configmaps,
                     rt=rt,
@@ -143,7 +223,11 @@ class Watcher:
 
 def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:
     configure_logging(level=settings.logging.level, fmt=settings.logging.format)
-    watcher = Watcher(settings, environ, api=kube_api_client(settings.watch.kubeconfig))
+    try:
+        watcher = Watcher(settings, environ, api=kube_api_client(settings.watch.kubeconfig))
+    except ConfigError as exc:
+        log.error("cannot start", error=str(exc))
+        return 2
 
     def on_signal(signum: int, _frame: Any) -> None:
         # No logging here: the handler may interrupt a log write that holds the logger's lock.
@@ -154,6 +238,8 @@ def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     address = settings.watch.health_address
     server = watcher.health.serve(address) if address else None
+    metrics_address = settings.telemetry.metrics_address
+    metrics_server = watcher.metrics.serve(metrics_address) if metrics_address else None
     if watcher.ledger is None:
         log.warning(
             "no ledger namespace (--ledger-namespace, POD_NAMESPACE): ConfigMaps removed while the "
@@ -168,8 +254,14 @@ def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:
     try:
         watcher.run()
         log.info("shutting down: the request in flight has finished, no new one starts")
+        watcher.release_leadership()
     finally:
-        if server is not None:
-            server.shutdown()
+        for http_server in (server, metrics_server):
+            if http_server is not None:
+                http_server.shutdown()
+                http_server.server_close()
+    if watcher.leadership_lost:
+        log.error("stopped: leader election lost", identity=watcher.identity)
+        return 1
     log.info("stopped")
     return 0
