@@ -244,6 +244,7 @@ def test_plan_of_a_directory_missing_one_file_shows_its_deletes_from_the_ledger(
     assert code == 0, out + err
     # `status` against the cluster alone: the ledger says what is managed, Connect how it is.
     eventually(lambda: cli("status", *remote)[0] == 0, what="status from the ledger to settle")
+    print(cli("status", *remote)[1])  # the README's sample table
     code, out, err = cli("status", *remote, "--output", "json")
     rows = {r["connector"]: r for r in json.loads(out)}
     assert {a, b} <= set(rows) and rows[a]["managed"] and rows[a]["live"] == "RUNNING"
