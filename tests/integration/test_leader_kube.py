@@ -194,6 +194,13 @@ def test_one_leader_writes_a_killed_leader_is_replaced_and_a_released_lease_is_t
         spec = leases.read_namespaced_lease(LEASE, namespace).spec
         assert spec is not None and spec.holder_identity == "replica-b" and spec.lease_transitions == 1
         who = {r.identity: sorted(e["connector"] for e in r.events("connector changed")) for r in replicas}
+        # The audit log says which replica did what: each record names its reconciler.
+        audited = {
+            r.identity: sorted(e["objectRef"]["connector"] for e in r.events("audit") if e["stage"] == "applied")
+            for r in replicas
+        }
+        assert all(e["actor"]["reconciler"] == r.identity for r in replicas for e in r.events("audit"))
+        assert audited == who, (audited, who)
 
         # SIGTERM: the new leader stops, releases the Lease, exits 0.
         b.proc.send_signal(signal.SIGTERM)
