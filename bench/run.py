@@ -1,0 +1,715 @@
+"""Benchmark: the reconciler end to end against a real Kafka Connect worker and a real kube-apiserver.
+
+For each fleet size N it builds N ConfigMaps in the connect-operator style (one labeled ConfigMap per
+connector, its data key a jq template for a STOPPED FileStreamSource connector reading `$TOPIC_PREFIX` from a
+properties dir and `env.BENCH_DATA_DIR`), starts Kafka + Connect (`tests/harness/connect_kit.py`) and
+kube-apiserver + etcd (`tests/harness/apiserver_kit.py`), puts `tests/harness/fault_proxy.FaultProxy` (no
+rules) in front of Connect to count and time requests, and measures:
+
+1. cold apply: `connect-reconciler apply DIR` creating N connectors (a subprocess: wall, CPU from
+   `os.wait4`, requests, writes, and Connect's share: the summed upstream time of the proxied requests);
+2. in-sync resync: the same `apply` again, nothing to change (median of `--repeats` runs);
+3. edit -> PUT latency with the real watcher (`connect-reconciler run` subprocess): ConfigMaps created in the
+   API server first, the watcher started, all N connectors awaited, then `--edits` edits, each one
+   ConfigMap's topic patched through the kubernetes client, timed from the API call's return to the PUT
+   arriving at the proxy; p50/p90/p99/max and requests per event;
+4. the watcher's RSS (VmRSS, itself and with its jq sandbox child) after the initial sync and after the edits;
+5. render throughput (`bench/render_isolation.py`, run as a subprocess) and jq compile time per template.
+
+Results go to `--out` (Markdown) and the same path with `.json`; they are rewritten after every size, so an
+interrupted run keeps the sizes it finished. Fixtures, kit data and logs live in a temp dir outside the repo.
+
+    .venv/bin/python -m bench.run [--sizes 100,500,1000] [--edits 100] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jq
+from kubernetes import client
+
+from bench import render_isolation
+from reconciler.core import rendering
+from tests.harness.apiserver_kit import ApiServerKit
+from tests.harness.connect_kit import KAFKA_VERSION, ConnectKit
+from tests.harness.fault_proxy import FaultProxy, Record
+from tests.harness.processes import KitError
+from tests.support import configmap_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = Path(sys.executable).parent / "connect-reconciler"
+DATA_KEY = "connector.json"
+QUIET_SECONDS = 0.5  # no request at the proxy for this long: the pass is over
+TEMPLATE = """{
+  "name": "%(name)s",
+  "state": "stopped",
+  "config": {
+    "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+    "tasks.max": 1,
+    "file": (env.BENCH_DATA_DIR + "/input-%(index)d.txt"),
+    "topic": ($TOPIC_PREFIX + "-%(index)d-v%(version)d")
+  }
+}"""
+
+
+# --- fixtures -----------------------------------------------------------------------------------------
+def template(prefix: str, index: int, version: int = 0) -> str:
+    return TEMPLATE % {"name": f"{prefix}-{index}", "index": index, "version": version}
+
+
+def write_fixtures(root: Path, prefix: str, n: int) -> tuple[Path, Path]:
+    """N ConfigMap files and the properties dir; returns (configmaps dir, properties dir)."""
+    cms, props = root / f"{prefix}-configmaps", root / f"{prefix}-props"
+    cms.mkdir(parents=True)
+    props.mkdir(parents=True)
+    (props / "bench.properties").write_text("topic.prefix=bench\nschema.registry.url=http://sr:8081\n")
+    for i in range(n):
+        (cms / f"cm-{i}.yaml").write_text(configmap_yaml(f"{prefix}-cm-{i}", {DATA_KEY: template(prefix, i)}))
+    return cms, props
+
+
+def child_env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "BENCH_DATA_DIR": str(data_dir), "STAGE": "bench", "NO_COLOR": "1"}
+
+
+# --- the proxy's timings ------------------------------------------------------------------------------
+class ProxyClock:
+    """`before_forward`/`after_forward` hooks: summed upstream seconds and when each config PUT arrived."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self._local = threading.local()
+        self._cond = threading.Condition()
+        self.upstream_seconds = 0.0
+        self.puts: dict[str, list[float]] = {}
+        proxy.before_forward, proxy.after_forward = self.before, self.after
+
+    def before(self, method: str, path: str) -> None:
+        now = time.monotonic()
+        self._local.started = now
+        parts = path.split("/")
+        if method == "PUT" and len(parts) == 4 and parts[1] == "connectors" and parts[3] == "config":
+            with self._cond:
+                self.puts.setdefault(parts[2], []).append(now)
+                self._cond.notify_all()
+
+    def after(self, method: str, path: str, status: int) -> None:
+        elapsed = time.monotonic() - self._local.started
+        with self._cond:
+            self.upstream_seconds += elapsed
+
+    def reset(self) -> None:
+        with self._cond:
+            self.upstream_seconds = 0.0
+
+    def put_count(self, name: str) -> int:
+        with self._cond:
+            return len(self.puts.get(name, []))
+
+    def wait_put(self, name: str, count: int, timeout: float) -> float:
+        """When the `count`-th PUT (1-based) of `name`'s config arrived; KitError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.puts.get(name, [])) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise KitError(f"no PUT of {name}'s config within {timeout:.0f} s")
+                self._cond.wait(left)
+            return self.puts[name][count - 1]
+
+
+def summarize(records: list[Record]) -> dict[str, Any]:
+    by_method = Counter(r.method for r in records)
+    return {
+        "requests": len(records),
+        "writes": sum(1 for r in records if r.method != "GET"),
+        "by_method": dict(sorted(by_method.items())),
+    }
+
+
+def wait_quiet(proxy: FaultProxy, quiet: float = QUIET_SECONDS, timeout: float = 600) -> None:
+    """Until no request has reached the proxy for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = len(proxy.records), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        count = len(proxy.records)
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise KitError(f"the proxy never went quiet for {quiet} s")
+
+
+# --- Connect, directly (not through the proxy) ----------------------------------------------------------
+def connector_names(http: httpx.Client, prefix: str) -> set[str]:
+    return {n for n in http.get("/connectors").json() if n.startswith(prefix + "-")}
+
+
+def wait_connectors(http: httpx.Client, prefix: str, n: int, timeout: float) -> float:
+    """Poll until N connectors named `prefix-*` exist; the monotonic time they were first all seen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(connector_names(http, prefix)) >= n:
+            return time.monotonic()
+        time.sleep(0.25)
+    raise KitError(
+        f"only {len(connector_names(http, prefix))} of {n} {prefix}-* connectors after {timeout} s"
+    )
+
+
+def delete_connectors(http: httpx.Client, prefix: str) -> None:
+    """Leave the worker empty for the next phase (straight to the worker, so nothing is counted)."""
+    names = sorted(connector_names(http, prefix))
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda name: http.delete(f"/connectors/{name}"), names))
+    deadline = time.monotonic() + 300
+    while connector_names(http, prefix) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+# --- processes ------------------------------------------------------------------------------------------
+def run_child(cmd: list[str], *, env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run to completion; wall seconds, CPU seconds (user+sys, its reaped children included), max RSS."""
+    with log.open("ab") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "exit_code": process.returncode,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "user_s": round(usage.ru_utime, 3),
+        "sys_s": round(usage.ru_stime, 3),
+        "max_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *descendants(int(child))]
+    return found
+
+
+def rss(pid: int) -> dict[str, float]:
+    own = rss_kib(pid)
+    total = own + sum(rss_kib(c) for c in descendants(pid) if Path(f"/proc/{c}").exists())
+    return {"watcher_mib": round(own / 1024, 1), "with_children_mib": round(total / 1024, 1)}
+
+
+@contextlib.contextmanager
+def watcher(cmd: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+# --- the measurements -----------------------------------------------------------------------------------
+def percentiles(values: list[float]) -> dict[str, float]:
+    ms = sorted(v * 1000 for v in values)
+    if len(ms) < 2:
+        return {"p50_ms": ms[0], "p90_ms": ms[0], "p99_ms": ms[0], "max_ms": ms[0], "mean_ms": ms[0]}
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {
+        "p50_ms": round(q[49], 1),
+        "p90_ms": round(q[89], 1),
+        "p99_ms": round(q[98], 1),
+        "max_ms": round(ms[-1], 1),
+        "mean_ms": round(statistics.fmean(ms), 1),
+    }
+
+
+def measure_cli(
+    n: int,
+    *,
+    work: Path,
+    proxy: FaultProxy,
+    clock: ProxyClock,
+    http: httpx.Client,
+    data_dir: Path,
+    repeats: int,
+) -> dict[str, Any]:
+    prefix = f"c{n}"
+    cms, props = write_fixtures(work, prefix, n)
+    cmd = [str(CLI), "apply", str(cms), "--properties-dir", str(props), "--connect-url", proxy.url]
+    env, log = child_env(data_dir), work / f"{prefix}-cli.log"
+
+    proxy.clear_records()
+    clock.reset()
+    cold = run_child(cmd, env=env, log=log)
+    cold |= summarize(proxy.snapshot())
+    cold["connect_upstream_s"] = round(clock.upstream_seconds, 3)
+    cold["connect_share"] = round(clock.upstream_seconds / cold["wall_s"], 3)
+    cold["connectors_after"] = len(connector_names(http, prefix))
+
+    runs = []
+    for _ in range(repeats):
+        proxy.clear_records()
+        clock.reset()
+        run = run_child(cmd, env=env, log=log)
+        run |= summarize(proxy.snapshot())
+        run["connect_upstream_s"] = round(clock.upstream_seconds, 3)
+        runs.append(run)
+    median = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+    insync = dict(median) | {
+        "runs": len(runs),
+        "wall_s_all": [r["wall_s"] for r in runs],
+        "cpu_s_all": [r["cpu_s"] for r in runs],
+        "exit_codes": sorted({r["exit_code"] for r in runs}),
+    }
+    delete_connectors(http, prefix)
+    return {"cold_apply": cold, "in_sync_apply": insync}
+
+
+def measure_watcher(
+    n: int,
+    edits: int,
+    *,
+    work: Path,
+    proxy: FaultProxy,
+    clock: ProxyClock,
+    http: httpx.Client,
+    api: ApiServerKit,
+    data_dir: Path,
+) -> dict[str, Any]:
+    prefix = f"w{n}"
+    _, props = write_fixtures(work, prefix, 0)
+    namespace = api.create_namespace(f"bench-{n}")
+    with api.api_client() as kube:
+        core = client.CoreV1Api(kube)
+        created = time.perf_counter()
+        for i in range(n):
+            core.create_namespaced_config_map(
+                namespace,
+                client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(name=f"{prefix}-cm-{i}", labels={"destination": "connect"}),
+                    data={DATA_KEY: template(prefix, i)},
+                ),
+            )
+        create_s = time.perf_counter() - created
+        cmd = [
+            str(CLI),
+            "run",
+            "--namespace",
+            namespace,
+            "--connect-url",
+            proxy.url,
+            "--kubeconfig",
+            str(api.kubeconfig_path),
+            "--properties-dir",
+            str(props),
+            "--health-address",
+            "127.0.0.1:0",
+            "--resync-seconds",
+            "3600",
+        ]
+        proxy.clear_records()
+        clock.reset()
+        started = time.monotonic()
+        with watcher(cmd, env=child_env(data_dir), log=work / f"{prefix}-watcher.log") as process:
+            all_seen = wait_connectors(http, prefix, n, timeout=max(300, n * 1.0))
+            wait_quiet(proxy)
+            initial = summarize(proxy.snapshot()) | {
+                "all_connectors_s": round(all_seen - started, 3),
+                "quiet_s": round(time.monotonic() - started - QUIET_SECONDS, 3),
+                "connect_upstream_s": round(clock.upstream_seconds, 3),
+            }
+            rss_initial = rss(process.pid)
+
+            latencies: list[float] = []
+            proxy.clear_records()
+            clock.reset()
+            for k in range(edits):
+                i = (k * 7919) % n  # spread over the fleet, every ConfigMap at most once per N edits
+                name = f"{prefix}-{i}"
+                expected = clock.put_count(name) + 1
+                core.patch_namespaced_config_map(
+                    f"{prefix}-cm-{i}", namespace, {"data": {DATA_KEY: template(prefix, i, version=k + 1)}}
+                )
+                returned = time.monotonic()
+                put = clock.wait_put(name, expected, timeout=120)
+                latencies.append(put - returned)
+                wait_quiet(proxy)
+                if process.poll() is not None:
+                    raise KitError(f"the watcher exited with {process.returncode}")
+            during = summarize(proxy.snapshot()) | {"connect_upstream_s": round(clock.upstream_seconds, 3)}
+            rss_after = rss(process.pid)
+        exit_code = process.returncode
+    delete_connectors(http, prefix)
+    return {
+        "namespace": namespace,
+        "configmaps_create_s": round(create_s, 3),
+        "initial_sync": initial,
+        "edits": {
+            "count": edits,
+            **(percentiles(latencies) if latencies else {}),
+            "requests_per_event": round(during["requests"] / edits, 2) if edits else None,
+            "writes_per_event": round(during["writes"] / edits, 2) if edits else None,
+            **{f"total_{k}": v for k, v in during.items()},
+        },
+        "rss_after_initial_sync": rss_initial,
+        "rss_after_edits": rss_after,
+        "watcher_exit_code": exit_code,
+    }
+
+
+def measure_render(n: int, *, log: Path) -> dict[str, Any]:
+    """`bench/render_isolation.py` as a subprocess (its JSON), then jq compile time per template here."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.render_isolation", "--count", str(n)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    log.write_text(result.stderr)
+    isolation = json.loads(result.stdout.strip().splitlines()[-1])
+    arguments = json.loads(rendering.args_json(render_isolation.INPUTS))
+    programs = [rendering.wrap_program(spec.program) for spec in render_isolation.specs(n)]
+    times = []
+    for program in programs:
+        started = time.perf_counter()
+        jq.compile(program, args=arguments)
+        times.append(time.perf_counter() - started)
+    return {
+        "render_isolation": isolation,
+        "jq_compile_us_mean": round(statistics.fmean(times) * 1e6),
+        "jq_compile_us_median": round(statistics.median(times) * 1e6),
+        "jq_compile_total_s": round(sum(times), 3),
+    }
+
+
+# --- the report -----------------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?"
+    )
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "kafka_version": KAFKA_VERSION,
+    }
+
+
+def git_head() -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def methods(counts: dict[str, int]) -> str:
+    return "(" + ", ".join(f"{method} {count}" for method, count in counts.items()) + ")" if counts else ""
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    cli = result.get("cli")
+    if cli:
+        cold, insync = cli["cold_apply"], cli["in_sync_apply"]
+        out += [
+            ("cold apply (create N): wall", f"{cold['wall_s']:.2f} s"),
+            ("cold apply: CPU of the CLI (user+sys, incl. jq sandbox)", f"{cold['cpu_s']:.2f} s"),
+            (
+                "cold apply: requests / writes",
+                f"{cold['requests']} / {cold['writes']} {methods(cold['by_method'])}",
+            ),
+            (
+                "cold apply: Connect's share (summed upstream time)",
+                f"{cold['connect_upstream_s']:.2f} s ({cold['connect_share']:.0%} of wall)",
+            ),
+            ("cold apply: CLI max RSS", f"{cold['max_rss_mib']} MiB"),
+            (
+                f"in-sync apply: wall (median of {insync['runs']})",
+                f"{insync['wall_s']:.2f} s (all: {', '.join(f'{w:.2f}' for w in insync['wall_s_all'])})",
+            ),
+            ("in-sync apply: CPU of the CLI", f"{insync['cpu_s']:.2f} s"),
+            (
+                "in-sync apply: requests / writes",
+                f"{insync['requests']} / {insync['writes']} {methods(insync['by_method'])}",
+            ),
+            ("in-sync apply: Connect's share", f"{insync['connect_upstream_s']:.2f} s"),
+            ("in-sync apply: CLI max RSS", f"{insync['max_rss_mib']} MiB"),
+            ("exit codes: cold apply / in-sync applies", f"{cold['exit_code']} / {insync['exit_codes']}"),
+        ]
+    w = result.get("watcher")
+    if w:
+        init, e = w["initial_sync"], w["edits"]
+        out += [
+            ("watcher initial sync: start -> all N connectors exist", f"{init['all_connectors_s']:.2f} s"),
+            ("watcher initial sync: start -> proxy quiet", f"{init['quiet_s']:.2f} s"),
+            (
+                "watcher initial sync: requests / writes",
+                f"{init['requests']} / {init['writes']} {methods(init['by_method'])}",
+            ),
+            ("watcher initial sync: Connect's share", f"{init['connect_upstream_s']:.2f} s"),
+            (
+                "watcher RSS after initial sync (own / with jq sandbox)",
+                "{watcher_mib} / {with_children_mib} MiB".format(**w["rss_after_initial_sync"]),
+            ),
+        ]
+        if e["count"]:
+            out += [
+                (
+                    f"edit -> PUT latency over {e['count']} edits: p50 / p90 / p99 / max",
+                    f"{e['p50_ms']:.0f} / {e['p90_ms']:.0f} / {e['p99_ms']:.0f} / {e['max_ms']:.0f} ms",
+                ),
+                (
+                    "Connect's share over all edits (summed upstream time)",
+                    f"{e['total_connect_upstream_s']:.2f} s",
+                ),
+                (
+                    "requests / writes per edit event",
+                    f"{e['requests_per_event']} / {e['writes_per_event']} {methods(e['total_by_method'])}",
+                ),
+            ]
+        out.append(("watcher exit code after SIGTERM", str(w["watcher_exit_code"])))
+        out.append(
+            (
+                "watcher RSS after the edits (own / with jq sandbox)",
+                "{watcher_mib} / {with_children_mib} MiB".format(**w["rss_after_edits"]),
+            )
+        )
+    r = result.get("render")
+    if r:
+        iso = r["render_isolation"]
+        out += [
+            (
+                "render, in-process: cold / warm",
+                f"{iso['in_process_cold_per_s']:,} / {iso['in_process_warm_per_s']:,} templates/s",
+            ),
+            (
+                "render, jq sandbox: cold / warm",
+                f"{iso['sandbox_cold_per_s']:,} / {iso['sandbox_warm_per_s']:,} templates/s",
+            ),
+            (
+                "jq sandbox start / warm overhead",
+                f"{iso['sandbox_start_s']} s / {iso['sandbox_warm_overhead_us']} µs per template",
+            ),
+            (
+                "jq compile per template: mean / median",
+                f"{r['jq_compile_us_mean']} / {r['jq_compile_us_median']} µs",
+            ),
+        ]
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        '# Benchmarks: the "before" baseline of issue 10',
+        "",
+        f"Today's main, commit `{report['commit']}`, measured {report['date']} by `bench/run.py` "
+        f"(total {report.get('total_s', 0):.0f} s). These are the figures issue 10 has to improve on.",
+        "",
+        "```bash",
+        report["command"],
+        "```",
+        "",
+        f"- Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Linux {m['kernel']}",
+        f"- Python {m['python']}; Kafka {m['kafka_version']} (KRaft, one broker) and one Connect worker "
+        f"(Connect reports {report.get('connect_version', '?')}) from `tests/harness/connect_kit.py`; "
+        "kube-apiserver + etcd from `tests/harness/apiserver_kit.py`; all on 127.0.0.1.",
+        "- Fixtures: N ConfigMaps, one connector each (a jq template: a FileStreamSource connector with "
+        '`"state": "stopped"`, `$TOPIC_PREFIX` from a properties dir, `env.BENCH_DATA_DIR`).',
+        "- Every request to Connect goes through `tests/harness/fault_proxy.FaultProxy` (no rules): it counts "
+        "the requests, and its `before_forward`/`after_forward` hooks time each one upstream (\"Connect's "
+        'share": the summed time Connect took to answer; requests are sequential, so it is part of the wall).',
+        "- CLI: `connect-reconciler apply DIR --properties-dir P --connect-url PROXY` in a subprocess; CPU is "
+        "user+sys from `os.wait4` (the jq sandbox child included). No ledger (the CLI default).",
+        "- Watcher: `connect-reconciler run --namespace NS --connect-url PROXY --kubeconfig K --properties-dir P "
+        "--health-address 127.0.0.1:0 --resync-seconds 3600`, otherwise defaults: debounce 1 s (part of every "
+        "edit latency), Events on, no ledger (no `--ledger-namespace`, no POD_NAMESPACE), no leader election. "
+        "Edit latency: from the return of `patch_namespaced_config_map` to the PUT of that connector's config "
+        f"arriving at the proxy; after each edit the bench waits until the proxy has been quiet for {QUIET_SECONDS} s.",
+        "- Render: `bench/render_isolation.py --count N` (its JSON is in benchmarks.json); jq compile time: "
+        "`jq.compile` of each of its N wrapped programs, in the bench process; both before Kafka and the API "
+        "server start.",
+        "",
+    ]
+    for result in report["results"]:
+        lines += [f"## N = {result['n']}", ""]
+        if result.get("note"):
+            lines += [result["note"], ""]
+        lines += ["| Figure | Value |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in rows(result)]
+        lines.append("")
+    if report.get("missing"):
+        lines += ["## Not measured", "", *[f"- {item}" for item in report["missing"]], ""]
+    lines += [f"Raw figures: `{report.get('json_name', 'benchmarks.json')}` next to this file.", ""]
+    return "\n".join(lines)
+
+
+def save(report: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report["json_name"] = out.with_suffix(".json").name
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(markdown(report))
+
+
+def parse_ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,500,1000", help="fleet sizes, comma-separated")
+    parser.add_argument(
+        "--edits", default="100", help="edits per size: one number, or one per size (comma-separated)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="in-sync apply runs per size (the median is shown)"
+    )
+    parser.add_argument(
+        "--out", default="docs/benchmarks.md", help="Markdown report; the JSON goes next to it"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (fixtures, kit data, logs)")
+    options = parser.parse_args(argv)
+    sizes, edits = parse_ints(options.sizes), parse_ints(options.edits)
+    if len(edits) == 1:
+        edits *= len(sizes)
+    if len(edits) != len(sizes):
+        parser.error("--edits takes one number or one per size")
+    out = Path(options.out) if Path(options.out).is_absolute() else ROOT / options.out
+
+    work = Path(tempfile.mkdtemp(prefix="connect-reconciler-bench-"))
+    report: dict[str, Any] = {
+        "baseline": "before (issue 10)",
+        "commit": git_head(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": ".venv/bin/python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine(),
+        "results": [],
+        "missing": [
+            "the watcher with an ownership ledger (`--ledger-namespace`/POD_NAMESPACE): every run here has none",
+        ],
+    }
+    started = time.perf_counter()
+    print(f"bench: working in {work}", file=sys.stderr)
+
+    def progress(message: str) -> None:
+        print(f"bench [{time.perf_counter() - started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+    results: dict[int, dict[str, Any]] = {
+        n: {"n": n, "edits_requested": e} for n, e in zip(sizes, edits, strict=True)
+    }
+    for n, e in zip(sizes, edits, strict=True):
+        if e < max(edits):
+            results[n]["note"] = (
+                f"Only {e} edits at this size (others: {max(edits)}), to fit the time budget."
+            )
+    for n in sizes:  # before the kits start, so that Kafka's background work does not slow it down
+        progress(f"render N={n}")
+        results[n]["render"] = measure_render(n, log=work / f"render-{n}.log")
+
+    kit, api = ConnectKit(work / "connect-kit"), ApiServerKit(work / "apiserver")
+    ok = False
+    try:
+        progress("starting Kafka + Connect")
+        kit.start()
+        progress(f"Kafka + Connect up in {kit.startup_seconds:.1f} s; starting kube-apiserver + etcd")
+        api.start()
+        progress("kube-apiserver up")
+        with FaultProxy(kit.connect_url) as proxy, httpx.Client(base_url=kit.connect_url, timeout=60) as http:
+            report["connect_version"] = http.get("/").json().get("version")
+            clock = ProxyClock(proxy)
+            data_dir = kit.data_dir
+            for n, e in zip(sizes, edits, strict=True):
+                result = results[n]
+                progress(f"N={n}: CLI cold + in-sync apply")
+                result["cli"] = measure_cli(
+                    n,
+                    work=work,
+                    proxy=proxy,
+                    clock=clock,
+                    http=http,
+                    data_dir=data_dir,
+                    repeats=options.repeats,
+                )
+                progress(f"N={n}: watcher, {e} edits")
+                result["watcher"] = measure_watcher(
+                    n, e, work=work, proxy=proxy, clock=clock, http=http, api=api, data_dir=data_dir
+                )
+                report["results"] = [r for r in results.values() if "cli" in r]
+                report["total_s"] = time.perf_counter() - started
+                save(report, out)
+                progress(f"N={n} done: {json.dumps(result)}")
+        ok = True
+    finally:
+        api.stop()
+        kit.stop()
+        report["results"] = [r for r in results.values() if "cli" in r]
+        unfinished = [n for n in sizes if "cli" not in results[n]]
+        if unfinished:
+            report["missing"].append(f"sizes {unfinished}: not finished ({'error' if not ok else 'skipped'})")
+        report["total_s"] = time.perf_counter() - started
+        save(report, out)
+        if options.keep or not ok:
+            print(f"bench: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    progress(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
