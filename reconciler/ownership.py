@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reconciler.clients.ledger_store import LedgerStore
 from reconciler.core.ledger import Entry, Ledger, timestamp
 from reconciler.core.planning import restart_action
 from reconciler.core.pruning import Ownership, PruneSettings, decide
@@ -35,6 +34,9 @@ from reconciler.model import (
     RestartRecord,
     SourceRef,
 )
+
+if TYPE_CHECKING:
+    from reconciler.clients.ledger_store import LedgerStore
 
 log = structlog.get_logger("reconciler.ledger")
 

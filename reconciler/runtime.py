@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -20,7 +20,6 @@ from reconciler.audit import AuditLog
 from reconciler.clients.clusters import connect_clients, credential_values, load_clusters
 from reconciler.clients.connect import ConnectClient
 from reconciler.clients.inputs import load_inputs
-from reconciler.clients.ledger_store import FileLedgerStore, KubeLedgerStore, LedgerStore
 from reconciler.clock import Clock, SystemClock
 from reconciler.core.pruning import PruneSettings
 from reconciler.core.redaction import Redactor
@@ -33,6 +32,9 @@ from reconciler.model import DEFAULT_CLUSTER, AutoRestart, RenderInputs
 from reconciler.retrying import RetryPolicy, log_retry
 from reconciler.settings import LedgerSettings, RenderSettings, Settings
 from reconciler.telemetry import Observer
+
+if TYPE_CHECKING:  # the stores import the kubernetes client: only a run with a ledger pays for it
+    from reconciler.clients.ledger_store import LedgerStore
 
 # Where a pod finds its own namespace when POD_NAMESPACE (the downward API) is not set.
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -121,6 +123,7 @@ def audit_log(settings: Settings, environ: Mapping[str, str]) -> AuditLog:
 def ledger_store(settings: Settings, *, namespace: str | None = None) -> LedgerStore | None:
     """The store the settings name: an exported file (read-only), the ConfigMaps of a namespace, or none."""
     from reconciler.clients.kube import kube_api_client  # noqa: PLC0415 - no kube client without a ledger
+    from reconciler.clients.ledger_store import FileLedgerStore, KubeLedgerStore  # noqa: PLC0415
 
     if settings.ledger.file:
         return FileLedgerStore(settings.ledger.file)

@@ -16,7 +16,6 @@ from typing import Any, TextIO
 import httpx
 
 from reconciler.clients.clusters import load_clusters
-from reconciler.clients.ledger_store import KubeLedgerStore
 from reconciler.clients.sources import load_configmaps
 from reconciler.clock import SystemClock
 from reconciler.core.ledger import Ledger, ledger_to_file
@@ -222,6 +221,8 @@ def _ledger_command(
     if args.command == "ledger":
         print(ledger_to_file({c: store.read(c) for c in names}), file=out)
         return EXIT_OK
+    from reconciler.clients.ledger_store import KubeLedgerStore  # noqa: PLC0415 - kubernetes is slow to import
+
     if not isinstance(store, KubeLedgerStore):
         raise ReconcilerError("approve-deletes writes the ledger: use --ledger-namespace, not --ledger-file")
     for cluster in args.cluster or names:
