@@ -71,7 +71,7 @@ class WatchSettings:
     namespaces: tuple[str | None, ...] = ("default",)  # None: all namespaces
     kubeconfig: str | None = None
     resync_seconds: float = 60.0
-    debounce_seconds: float = 1.0
+    debounce_seconds: float = 0.1  # the quiet window that ends a burst of events
     inputs_poll_seconds: float = 5.0  # how often mounted Secrets and properties files are checked for changes
     health_address: str = "0.0.0.0:8080"
     resync_crontab: str = "* * * * *"  # the hook's schedule binding

@@ -3,7 +3,8 @@
 Orchestration with an injected clock (unit-tested on simulated time). Rules:
 - never reconcile a partial view: nothing runs until every watched namespace has been listed once —
   and the loop *waits* for that (on the cache's change event), it does not spin;
-- after a change, wait `debounce_seconds` for more (a `kubectl apply -k` is many events), then run;
+- after a change, wait until no event has come for `debounce_seconds` (a `kubectl apply -k` is many
+  events a few milliseconds apart), at most MAX_COALESCE_S, then run;
 - with no change, run every `resync_seconds` anyway, which repairs drift made directly in Connect;
 - a pass reports which deleted ConfigMaps Connect confirmed gone; only those tombstones are dropped;
 - a pass that fails unexpectedly is logged and retried at the next tick; the loop never dies.
@@ -25,6 +26,7 @@ log = structlog.get_logger("reconciler.watcher")
 Pass = Callable[[CacheSnapshot], Report | None]  # None: the pass could not run (settings not loadable)
 
 TICK_S = 5.0  # the longest the loop waits without ticking liveness
+MAX_COALESCE_S = 2.0  # the longest a burst of events delays its pass
 
 
 class ReconcileLoop:
@@ -67,6 +69,18 @@ class ReconcileLoop:
         self.cache.settle(report.settled_deletions, upto=snap.generation)
         return report
 
+    def _await_quiet(self) -> None:
+        """Let a burst of events end: wait until none has arrived for `debounce_seconds` (a short quiet
+        window, so one edit is reconciled almost at once), but never longer than MAX_COALESCE_S, so a
+        steady stream of events cannot starve the passes. Flux applying 200 ConfigMaps sends its events
+        a few milliseconds apart: they become one pass."""
+        deadline = self.clock.monotonic() + MAX_COALESCE_S
+        while not self.clock.stop.is_set():
+            self.cache.dirty.clear()
+            quiet = not self.clock.wait(self.cache.dirty, self.debounce_seconds)
+            if quiet or self.clock.monotonic() >= deadline:
+                return
+
     def run(self) -> None:
         stop = self.clock.stop
         last: float | None = None
@@ -85,7 +99,7 @@ class ReconcileLoop:
                 self.clock.wait(self.cache.dirty, min(due, TICK_S))
                 continue
             if self.cache.dirty.is_set() and last is not None:
-                self.clock.wait(stop, self.debounce_seconds)  # let a burst of events settle
+                self._await_quiet()
             self.cache.dirty.clear()
             if stop.is_set():
                 break

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
@@ -240,6 +241,7 @@ def make_loop(
     *,
     namespaces: tuple[str | None, ...] = ("default",),
     resync: float = 60,
+    debounce: float = 1,
 ) -> tuple[ReconcileLoop, list[CacheSnapshot]]:
     """`results` are what successive passes return (a Report, None, or an exception to raise)."""
     seen: list[CacheSnapshot] = []
@@ -259,7 +261,7 @@ def make_loop(
         reconcile=reconcile,
         namespaces=namespaces,
         resync_seconds=resync,
-        debounce_seconds=1,
+        debounce_seconds=debounce,
     )
     return loop, seen
 
@@ -329,7 +331,7 @@ def test_an_edit_is_debounced_then_reconciled() -> None:
 
     loop.reconcile = recording
     loop.run()
-    assert passes == [0.0, 1.0]  # the edit ran after the 1 s debounce, not at the next resync
+    assert passes == [0.0, 1.0]  # the edit ran after a 1 s quiet window, not at the next resync
     assert seen[1].configmaps[0].data == {"k": "{}"} and len(seen) == 2
 
 
@@ -343,3 +345,35 @@ def test_a_watch_error_is_cleared_by_the_next_event_without_a_list() -> None:
     )
     assert stream.lists == 1 and ("MODIFIED", "a") in seen
     assert errors[:3] == [None, "Kubernetes API error 500: etcd hiccup", None]  # not stuck "not ready"
+
+
+@pytest.mark.parametrize(("events_until", "second_pass"), [(1.0, 1.1), (8.0, 2.0)])
+def test_a_burst_of_events_becomes_one_pass_and_a_steady_stream_cannot_starve_it(
+    events_until: float, second_pass: float
+) -> None:
+    """Events 50 ms apart (Flux applying many ConfigMaps) end in one pass a 0.1 s quiet window after the
+    last of them; a stream that never pauses still gets its pass after MAX_COALESCE_S (2 s)."""
+    clock = FakeClock(horizon=30)
+    cache = ConfigMapCache()
+    cache.replace("default", [cm("a", "1")])
+    passes: list[float] = []
+    loop, _ = make_loop(clock, cache, [], resync=1000, debounce=0.1)
+    original, real_wait = loop.reconcile, clock.wait
+
+    def recording(snap: CacheSnapshot) -> Report | None:
+        passes.append(round(clock.t, 2))
+        if len(passes) == 1:
+            cache.apply("MODIFIED", cm("a", "burst"))  # the burst starts right after the first pass
+        return original(snap)
+
+    def wait(event: threading.Event, timeout: float) -> bool:
+        if event is cache.dirty and len(passes) == 1 and timeout == 0.1 and clock.t < events_until - 1e-9:
+            clock._advance(0.05)
+            cache.apply("MODIFIED", cm("a", f"{clock.t:.2f}"))
+            return True
+        return real_wait(event, timeout)
+
+    loop.reconcile = recording  # type: ignore[method-assign]
+    clock.wait = wait  # type: ignore[method-assign]
+    loop.run()
+    assert passes[:2] == [0.0, second_pass] and len(passes) == 2
