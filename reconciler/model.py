@@ -330,3 +330,26 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class ActionEvent:
+    """One action, for the observers (`telemetry.py`): executed (`outcome` set) or, in a dry run,
+    planned (`outcome` None)."""
+
+    action: Action
+    plan: ConnectorPlan
+    source: ConfigMapDoc | None  # the declaring ConfigMap as last seen (None: pruned, or from a file)
+    outcome: Outcome | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PassEvent:
+    """The end of a pass. `blocked`: cluster -> why its prunes were refused; `adopted`: (cluster, name)."""
+
+    report: Report
+    duration_s: float
+    sources: Mapping[str, ConfigMapDoc] = field(default_factory=dict)
+    blocked: Mapping[str, str] = field(default_factory=dict)
+    adopted: tuple[tuple[str, str], ...] = ()

@@ -9,36 +9,15 @@ anything slow) and whatever it raises is logged and dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 
 import structlog
 
-from reconciler.model import Action, ConfigMapDoc, ConnectorPlan, Outcome, Report
+from reconciler.model import ActionEvent, PassEvent
+
+__all__ = ["ActionEvent", "Event", "Observer", "PassEvent", "notify"]
 
 log = structlog.get_logger("reconciler.telemetry")
-
-
-@dataclass(frozen=True, slots=True)
-class ActionEvent:
-    """One action: executed (`outcome` set) or, in a dry run, planned (`outcome` None)."""
-
-    action: Action
-    plan: ConnectorPlan
-    source: ConfigMapDoc | None  # the declaring ConfigMap as last seen (None: pruned, or from a file)
-    outcome: Outcome | None = None
-    dry_run: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class PassEvent:
-    """The end of a pass. `blocked`: cluster -> why its prunes were refused; `adopted`: (cluster, name)."""
-
-    report: Report
-    duration_s: float
-    sources: Mapping[str, ConfigMapDoc] = field(default_factory=dict)
-    blocked: Mapping[str, str] = field(default_factory=dict)
-    adopted: tuple[tuple[str, str], ...] = ()
 
 
 Event = ActionEvent | PassEvent

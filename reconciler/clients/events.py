@@ -29,7 +29,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -39,7 +39,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from reconciler.core.redaction import Redactor
-from reconciler.model import Action, ActionKind, ConfigMapDoc, ConnectorPlan, DesiredState, Outcome, Report
+from reconciler.model import (
+    ActionEvent,
+    ActionKind,
+    ConfigMapDoc,
+    ConnectorPlan,
+    DesiredState,
+    PassEvent,
+)
 
 log = structlog.get_logger("reconciler.events")
 
@@ -118,32 +125,6 @@ class _SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class ActionEventLike(Protocol):
-    """`reconciler.telemetry.ActionEvent`, structurally (clients and telemetry are sibling layers)."""
-
-    @property
-    def action(self) -> Action: ...
-    @property
-    def plan(self) -> ConnectorPlan: ...
-    @property
-    def source(self) -> ConfigMapDoc | None: ...
-    @property
-    def outcome(self) -> Outcome | None: ...
-    @property
-    def dry_run(self) -> bool: ...
-
-
-class PassEventLike(Protocol):
-    """`reconciler.telemetry.PassEvent`, structurally."""
-
-    @property
-    def report(self) -> Report: ...
-    @property
-    def sources(self) -> Mapping[str, ConfigMapDoc]: ...
-    @property
-    def blocked(self) -> Mapping[str, str]: ...
 
 
 class EventsApi(Protocol):
@@ -276,13 +257,13 @@ class EventRecorder:
 
     def translate(self, event: object) -> Iterable[Emit]:
         """The Events an `ActionEvent` or a `PassEvent` (reconciler.telemetry) asks for; others: none."""
-        if hasattr(event, "report") and hasattr(event, "blocked"):
-            return self._pass(cast(PassEventLike, event))
-        if hasattr(event, "action") and hasattr(event, "outcome"):
-            return self._action(cast(ActionEventLike, event))
+        if isinstance(event, PassEvent):
+            return self._pass(event)
+        if isinstance(event, ActionEvent):
+            return self._action(event)
         return []
 
-    def _action(self, event: ActionEventLike) -> list[Emit]:
+    def _action(self, event: ActionEvent) -> list[Emit]:
         reg = regarding(event.source)
         if event.dry_run or event.outcome is None or event.source is None or reg is None:
             return []
@@ -326,7 +307,7 @@ class EventRecorder:
                 return [Emit(NORMAL, "ConnectorRestarted", verb, reg, related, note)]
         return []
 
-    def _pass(self, event: PassEventLike) -> list[Emit]:
+    def _pass(self, event: PassEvent) -> list[Emit]:
         if event.report.dry_run:
             return []
         connectors = event.report.plan.connectors

@@ -11,18 +11,24 @@ Secrets: a change flagged secret shows only `redaction.mask(value)`, and every s
 keys, messages, reasons — goes through `Redactor.scrub_tree` last, so nothing a secret leaked into
 (an error message quoting a config, say) reaches a record.
 
-The events are taken structurally (`ActionLike`, `PassLike`: what `telemetry.ActionEvent` and
-`telemetry.PassEvent` hold), because the core sits below the telemetry module and cannot import it.
+The events are the model's `ActionEvent` and `PassEvent`, which the pipeline hands every observer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from reconciler.core.redaction import Redactor, mask
-from reconciler.model import Action, ConfigChange, ConfigMapDoc, ConnectorPlan, Outcome, Report, SourceRef
+from reconciler.model import (
+    ActionEvent,
+    ConfigChange,
+    ConfigMapDoc,
+    ConnectorPlan,
+    PassEvent,
+    SourceRef,
+)
 
 API_VERSION: Final = "audit.connect-reconciler.io/v1"
 KIND: Final = "Event"
@@ -44,34 +50,6 @@ FLUX_NAMESPACE_LABEL: Final = "kustomize.toolkit.fluxcd.io/namespace"
 
 # How ownership words the reason of a connector held by the mass-delete guard (`core/pruning.py`).
 _BLOCKED_REASON_PREFIX: Final = "prune blocked"
-
-
-class ActionLike(Protocol):
-    """What `telemetry.ActionEvent` holds."""
-
-    @property
-    def action(self) -> Action: ...
-    @property
-    def plan(self) -> ConnectorPlan: ...
-    @property
-    def source(self) -> ConfigMapDoc | None: ...
-    @property
-    def outcome(self) -> Outcome | None: ...
-    @property
-    def dry_run(self) -> bool: ...
-
-
-class PassLike(Protocol):
-    """What `telemetry.PassEvent` holds."""
-
-    @property
-    def report(self) -> Report: ...
-    @property
-    def sources(self) -> Mapping[str, ConfigMapDoc]: ...
-    @property
-    def blocked(self) -> Mapping[str, str]: ...
-    @property
-    def adopted(self) -> tuple[tuple[str, str], ...]: ...
 
 
 def rfc3339(moment: datetime) -> str:
@@ -168,14 +146,14 @@ def _base(
     }
 
 
-def _stage(event: ActionLike) -> str:
+def _stage(event: ActionEvent) -> str:
     if event.outcome is None:
         return PLANNED
     return APPLIED if event.outcome.ok else FAILED
 
 
 def audit_record(
-    event: ActionLike, *, now: datetime, identity: str, redactor: Redactor, audit_id: str
+    event: ActionEvent, *, now: datetime, identity: str, redactor: Redactor, audit_id: str
 ) -> dict[str, Any]:
     """The record of one action: planned (a dry run), applied or failed."""
     action, plan, outcome = event.action, event.plan, event.outcome
@@ -207,7 +185,7 @@ def audit_record(
 
 
 def pass_records(
-    event: PassLike,
+    event: PassEvent,
     *,
     now: datetime,
     identity: str,
