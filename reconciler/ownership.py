@@ -67,6 +67,16 @@ def read_ledgers(store: LedgerStore, clusters: Sequence[str]) -> tuple[dict[str,
     return ledgers, problems
 
 
+def blocked_problem(ledger: Ledger) -> Problem:
+    """A cluster's prune block as plan, apply, the watcher and `status` all report it."""
+    cluster = ledger.cluster
+    return Problem(
+        f"prune blocked: {ledger.blocked_reason}; nothing is deleted on cluster {cluster} until approved "
+        f"(connect-reconciler approve-deletes --cluster {cluster}; prune blocked since {ledger.blocked_since})",
+        cluster=cluster,
+    )
+
+
 def decide_all(
     desired: Sequence[DesiredConnector],
     ledgers: Mapping[str, Ledger],
@@ -120,14 +130,7 @@ def decide_all(
         sources = {d.name: d.source for d in declared}
         problems += [Problem(c.reason, sources.get(c.connector), c.connector, cluster) for c in own.conflicts]
         if own.blocked:
-            problems.append(
-                Problem(
-                    f"prune blocked: {own.blocked}; nothing is deleted on cluster {cluster} until approved "
-                    f"(connect-reconciler approve-deletes --cluster {cluster}; blocked since "
-                    f"{own.ledger.blocked_since})",
-                    cluster=cluster,
-                )
-            )
+            problems.append(blocked_problem(replace(own.ledger, blocked_reason=own.blocked)))
         for name in own.adopted:
             log.warning("connector adopted into the ledger", connector=name, cluster=cluster)
     unreadable = frozenset(c for c in clusters if c not in ledgers)

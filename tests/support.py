@@ -98,6 +98,21 @@ class CliWorkspace:
         return [f"{r.method} {unquote(r.url.path)}" for r in self.requests if r.method != "GET"]
 
 
+class Connect:
+    """Reads of a real Kafka Connect worker's REST API, for assertions in integration tests."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    def config(self, name: str) -> dict[str, str] | None:
+        r = self.http.get(f"/connectors/{name}/config")
+        return r.json() if r.status_code == 200 else None
+
+    def state(self, name: str) -> str | None:
+        r = self.http.get(f"/connectors/{name}/status")
+        return r.json()["connector"]["state"] if r.status_code == 200 else None
+
+
 def eventually(
     check: Callable[[], bool], *, what: str, timeout: float = 60, detail: Callable[[], str] = lambda: ""
 ) -> None:

@@ -34,7 +34,7 @@ from reconciler.entrypoints.flags import (
 from reconciler.errors import ReconcilerError
 from reconciler.logs import configure_logging, use_redactor
 from reconciler.model import DesiredConnector, Problem
-from reconciler.ownership import read_ledgers
+from reconciler.ownership import blocked_problem, read_ledgers
 from reconciler.pipeline import observe, reconcile, render_all
 from reconciler.report import render_connectors, render_json, render_status, render_text
 from reconciler.runtime import Runtime, audit_log, ledger_store, open_runtime
@@ -192,15 +192,7 @@ def _status(
         rt.clock.sleep(1.0)
     print(render_status(rows, redactor=rt.redactor, as_json=args.output == "json"), file=out)
     problems += observe_problems
-    for cluster, ledger in (ledgers or {}).items():
-        if ledger.blocked_since:
-            problems.append(
-                Problem(
-                    f"prune blocked since {ledger.blocked_since}: {ledger.blocked_reason}; approve with "
-                    f"connect-reconciler approve-deletes --cluster {cluster}",
-                    cluster=cluster,
-                )
-            )
+    problems += [blocked_problem(lg) for lg in (ledgers or {}).values() if lg.blocked_since]
     pending = [r.connector for r in rows if not r.ok]
     if pending:
         problems.append(Problem(f"not in the desired state: {', '.join(pending)}"))

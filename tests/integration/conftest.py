@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 import pytest
+from kubernetes import client
 
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
 from tests.harness.processes import KitError
+from tests.support import Connect
 
 # Lines a test wants shown after the run (the fault scenario table), printed in the terminal summary.
 SUMMARY: list[str] = []
@@ -66,3 +68,17 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerKit
 def namespace(apiserver: ApiServerKit) -> str:
     """A fresh namespace per test (never deleted: there is no namespace controller)."""
     return apiserver.create_namespace("t")
+
+
+@pytest.fixture
+def connect(connect_url: str) -> Iterator[Connect]:
+    """Reads of the real worker's REST API (configs and states), closed after the test."""
+    c = Connect(connect_url)
+    yield c
+    c.http.close()
+
+
+@pytest.fixture
+def core(apiserver: ApiServerKit) -> Iterator[client.CoreV1Api]:
+    with apiserver.api_client() as api:
+        yield client.CoreV1Api(api)

@@ -25,7 +25,8 @@ from reconciler.pipeline import reconcile
 from reconciler.runtime import open_runtime
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
-from tests.integration.test_watcher_kube import Connect, configmap, kubelet_volume, source, watcher_settings
+from tests.integration.test_watcher_kube import configmap, kubelet_volume, source, watcher_settings
+from tests.support import Connect
 from tests.unit.test_audit import Receiver
 
 FLUX = {

@@ -24,7 +24,7 @@ from reconciler.pipeline import reconcile
 from reconciler.runtime import Runtime, open_runtime
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
-from tests.integration.test_watcher_kube import Connect
+from tests.support import Connect
 
 SECRET = f"evt-S3cr3t-{uuid.uuid4().hex[:8]}"
 

@@ -31,8 +31,8 @@ from reconciler.core.ledger import ENTRIES_KEY, ledger_name
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit, failing_task_config
 from tests.harness.fault_proxy import Dropped, FaultProxy, Record
-from tests.integration.test_watcher_kube import Connect, configmap, source
-from tests.support import eventually
+from tests.integration.test_watcher_kube import configmap, source
+from tests.support import Connect, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER = ledger_name("default")  # --connect-url names the cluster "default"
@@ -114,19 +114,6 @@ class Reconciler:
 
     def tail(self) -> str:
         return "\nreconciler log:\n" + self.log_path.read_text(errors="replace")[-3000:]
-
-
-@pytest.fixture
-def connect(connect_url: str) -> Iterator[Connect]:
-    c = Connect(connect_url)
-    yield c
-    c.http.close()
-
-
-@pytest.fixture
-def core(apiserver: ApiServerKit) -> Iterator[client.CoreV1Api]:
-    with apiserver.api_client() as api:
-        yield client.CoreV1Api(api)
 
 
 @pytest.fixture

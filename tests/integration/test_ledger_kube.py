@@ -20,23 +20,10 @@ from kubernetes import client
 from reconciler.entrypoints.main import run
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
-from tests.integration.test_watcher_kube import Connect, Running, configmap, source
-from tests.support import eventually
+from tests.integration.test_watcher_kube import Running, configmap, source
+from tests.support import Connect, eventually
 
 LEDGER = "connect-reconciler-ledger-default"
-
-
-@pytest.fixture
-def connect(connect_url: str) -> Iterator[Connect]:
-    c = Connect(connect_url)
-    yield c
-    c.http.close()
-
-
-@pytest.fixture
-def core(apiserver: ApiServerKit) -> Iterator[client.CoreV1Api]:
-    with apiserver.api_client() as api:
-        yield client.CoreV1Api(api)
 
 
 @pytest.fixture

@@ -21,8 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import structlog
 import structlog.testing
 import yaml
@@ -35,22 +33,9 @@ from reconciler.settings import Settings
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
 from tests.harness.fault_proxy import Fault, FaultProxy, FaultRule
-from tests.support import eventually
+from tests.support import Connect, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Connect:
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=30)
-
-    def config(self, name: str) -> dict[str, str] | None:
-        r = self.http.get(f"/connectors/{name}/config")
-        return r.json() if r.status_code == 200 else None
-
-    def state(self, name: str) -> str | None:
-        r = self.http.get(f"/connectors/{name}/status")
-        return r.json()["connector"]["state"] if r.status_code == 200 else None
 
 
 def configmap(
@@ -121,19 +106,6 @@ class Running:
         self.watcher.stop.set()
         self.thread.join(timeout=60)
         assert not self.thread.is_alive()
-
-
-@pytest.fixture
-def connect(connect_url: str) -> Iterator[Connect]:
-    c = Connect(connect_url)
-    yield c
-    c.http.close()
-
-
-@pytest.fixture
-def core(apiserver: ApiServerKit) -> Iterator[client.CoreV1Api]:
-    with apiserver.api_client() as api:
-        yield client.CoreV1Api(api)
 
 
 def ssa(apiserver: ApiServerKit, namespace: str, body: dict[str, Any]) -> None:

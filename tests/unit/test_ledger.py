@@ -328,3 +328,27 @@ def test_before_a_delete_its_last_config_masked_and_its_offsets_are_logged() -> 
     assert record["offsets"] == {"offsets": w.fake.offsets["c2"]}
     assert record["config"]["connection.password"].startswith("<secret sha256:")
     assert w.fake.writes() == ["DELETE /connectors/c2"]
+
+
+def test_a_prune_answered_by_a_starting_worker_is_not_forgotten_until_connect_confirms_it() -> None:
+    """A 404 that is not Connect's JSON (a worker starting, a proxy) is no proof the connector is gone:
+    the entry stays owned, and the next pass deletes it for real and only then forgets it."""
+    w = World()
+    w.run(doc("a", "c1"), doc("b", "c2"))
+    html = "<html><body><h2>HTTP ERROR 404 Not Found</h2></body></html>"
+    w.fake.fail("DELETE", "/connectors/c2", 404, html, times=50)
+    report = w.run(doc("a", "c1"))
+    assert not report.ok and "c2" in w.fake.connectors
+    assert w.store.entries() == ["c1", "c2"]  # still ours: the next pass prunes it again
+    w.fake.faults.clear()
+    report = w.run(doc("a", "c1"))
+    assert report.ok and "c2" not in w.fake.connectors and w.store.entries() == ["c1"]
+
+
+def test_a_cluster_that_cannot_be_observed_prunes_and_forgets_nothing() -> None:
+    w = World()
+    w.run(doc("a", "c1"), doc("b", "c2"))
+    w.fake.fail("GET", "/connectors", 503, "<html>unavailable</html>", times=50)
+    report = w.run(doc("a", "c1"))
+    assert w.fake.writes() == [] and w.store.entries() == ["c1", "c2"]
+    assert any(p.retryable for p in report.problems)
