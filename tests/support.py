@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import httpx
 
 from reconciler import runtime
+from reconciler.clients.connect import ConnectClient
 from reconciler.core.pruning import PruneSettings
 from reconciler.core.redaction import Redactor
 from reconciler.core.rendering import Renderer
@@ -96,6 +97,21 @@ class CliWorkspace:
     def writes(self) -> list[str]:
         """Every request that is not a GET, in order, as 'METHOD /path'."""
         return [f"{r.method} {unquote(r.url.path)}" for r in self.requests if r.method != "GET"]
+
+
+def client_for(
+    status: int, body: object = None, *, text: str | None = None
+) -> tuple[ConnectClient, list[httpx.Request]]:
+    """A ConnectClient whose every request gets the same canned answer; the requests are kept."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if text is not None:
+            return httpx.Response(status, text=text)
+        return httpx.Response(status, json=body) if body is not None else httpx.Response(status)
+
+    return ConnectClient(httpx.Client(base_url="http://c", transport=httpx.MockTransport(handler))), seen
 
 
 class Connect:

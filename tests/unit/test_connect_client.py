@@ -17,20 +17,7 @@ from reconciler.errors import (
     ConnectUnavailable,
 )
 from reconciler.retrying import RetryPolicy, is_retryable
-
-
-def client_for(
-    status: int, body: object = None, *, text: str | None = None
-) -> tuple[ConnectClient, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if text is not None:
-            return httpx.Response(status, text=text)
-        return httpx.Response(status, json=body) if body is not None else httpx.Response(status)
-
-    return ConnectClient(httpx.Client(base_url="http://c", transport=httpx.MockTransport(handler))), seen
+from tests.support import client_for
 
 
 def test_put_config_reports_created_vs_updated_and_quotes_names() -> None:

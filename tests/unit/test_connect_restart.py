@@ -3,10 +3,9 @@ in-memory Connect (whose FAILED connectors and tasks a restart clears)."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from reconciler.clients.connect import READ_TIMEOUT_S, WRITE_TIMEOUT_S, ConnectClient
+from reconciler.clients.connect import READ_TIMEOUT_S, WRITE_TIMEOUT_S
 from reconciler.core.planning import restart_action
 from reconciler.core.restarts import AutoRestart, RestartRecord
 from reconciler.errors import ConnectConflict, ConnectNotFound, ConnectUnavailable
@@ -22,24 +21,11 @@ from reconciler.model import (
 )
 from reconciler.retrying import RetryPolicy
 from tests.fake_connect import FakeConnect
+from tests.support import client_for
 
 NO_WAIT = RetryPolicy(sleep=lambda s: None, max_attempts=5)
 RESTART = Action(ActionKind.RESTART, "c", "default")
 CFG = {"name": "c", "connector.class": "X", "tasks.max": "1"}
-
-
-def client_for(
-    status: int, body: object = None, *, text: str | None = None
-) -> tuple[ConnectClient, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if text is not None:
-            return httpx.Response(status, text=text)
-        return httpx.Response(status, json=body) if body is not None else httpx.Response(status)
-
-    return ConnectClient(httpx.Client(base_url="http://c", transport=httpx.MockTransport(handler))), seen
 
 
 # --- the client --------------------------------------------------------------------------------------
