@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from weakref import WeakSet
 
 import httpx
@@ -67,6 +67,7 @@ _TASKS_FAILED = re.compile(r"(\d+) of \d+ tasks failed")
 _MAX_PENDING = 10_000  # requests in flight remembered; far above any real concurrency
 
 Key = tuple[str, str]  # (cluster, connector)
+V = TypeVar("V")
 
 
 def build_version() -> str:
@@ -115,6 +116,16 @@ class PassSnapshot:
     failing: Mapping[str, int] = field(default_factory=dict)
     failed_tasks: Mapping[str, int] = field(default_factory=dict)
     blocked: Mapping[str, int] = field(default_factory=dict)
+
+
+def _merged(
+    old: Mapping[Key, V], fresh: Mapping[Key, V], scope: Mapping[str, frozenset[str]] | None
+) -> dict[Key, V]:
+    """A full pass's rows replace all; a targeted pass's replace only the connectors it observed."""
+    if scope is None:
+        return dict(fresh)
+    kept = {k: v for k, v in old.items() if k[1] not in scope.get(k[0], ())}
+    return {**kept, **fresh}
 
 
 class _PassCollector:
@@ -213,6 +224,8 @@ class Metrics:
         # (cluster, connector) -> the ConfigMap resourceVersion of the last applied pass that left it
         # converged (no action, or every action done): a later write with that version is a drift repair.
         self._converged: dict[Key, str] = {}
+        # (cluster, connector) -> (state shown, failing, failed tasks): a targeted pass replaces its rows only.
+        self._rows: dict[Key, tuple[str | None, bool, int]] = {}
         # (cluster, thread) -> (the request in flight, its method): see the module docstring.
         self._in_flight: dict[tuple[str, int], tuple[httpx.Request, str, float]] = {}
         self._instrumented: WeakSet[httpx.Client] = WeakSet()
@@ -339,23 +352,26 @@ class Metrics:
             self._known(cluster)
         with self._lock:
             clusters = sorted(self._clusters)
+        fresh = {(cp.cluster, cp.connector): (shown_state(cp), failing(cp), failed_tasks(cp)) for cp in plans}
+        with self._lock:
+            rows = _merged(self._rows, fresh, report.scope)
+            self._rows = rows
         managed: dict[tuple[str, str], int] = {(c, s): 0 for c in clusters for s in STATES}
         failing_by: dict[str, int] = dict.fromkeys(clusters, 0)
         tasks_by: dict[str, int] = dict.fromkeys(clusters, 0)
-        for cp in plans:
-            state = shown_state(cp)
+        for (cluster, _), (state, is_failing, tasks) in rows.items():
             if state is not None:
-                managed[(cp.cluster, state)] = managed.get((cp.cluster, state), 0) + 1
-            if failing(cp):
-                failing_by[cp.cluster] += 1
-                tasks_by[cp.cluster] += failed_tasks(cp)
+                managed[(cluster, state)] = managed.get((cluster, state), 0) + 1
+            if is_failing:
+                failing_by[cluster] = failing_by.get(cluster, 0) + 1
+                tasks_by[cluster] = tasks_by.get(cluster, 0) + tasks
         blocked = {c: int(c in event.blocked) for c in clusters}
         snapshot = PassSnapshot(managed, failing_by, tasks_by, blocked)
         converged = None if report.dry_run else self._converged_after(event)
         with self._lock:
             self.snapshot = snapshot
             if converged is not None:
-                self._converged = converged
+                self._converged = _merged(self._converged, converged, report.scope)
 
     @staticmethod
     def _converged_after(event: PassEvent) -> dict[Key, str]:

@@ -175,6 +175,16 @@ class ClusterState:
     cluster: str
     connectors: Mapping[str, LiveConnector]
     version: str | None = None
+    # None: the whole cluster was listed. A targeted pass reads only some connectors by name: a name
+    # outside `observed` is unknown, never absent — so it is neither written, pruned nor forgotten.
+    observed: frozenset[str] | None = None
+
+    def sees(self, name: str) -> bool:
+        return self.observed is None or name in self.observed
+
+    def absent(self, name: str) -> bool:
+        """Connect showed no such connector: absent from a listing, or its own 404 to a read by name."""
+        return self.sees(name) and name not in self.connectors
 
 
 class ActionKind(StrEnum):
@@ -310,6 +320,9 @@ class Report:
     dry_run: bool = True
     # Deleted ConfigMaps (refs) whose every connector Connect has confirmed absent: their tombstones can go.
     settled_deletions: frozenset[str] = frozenset()
+    # A targeted pass: cluster -> the connectors it observed and planned (the plan covers only those).
+    # None: a full pass over every declared and owned connector.
+    scope: Mapping[str, frozenset[str]] | None = None
 
     @property
     def problems(self) -> tuple[Problem, ...]:

@@ -9,7 +9,7 @@ from an observed listing, or their DELETE answered by Connect itself (`Report.se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -20,7 +20,8 @@ from reconciler.core.planning import build_plan, split_duplicates
 from reconciler.core.rendering import Renderer
 from reconciler.core.selectors import Selector
 from reconciler.core.specs import select_specs, specs_from_configmap
-from reconciler.errors import ConnectApiError, RenderError, SpecError
+from reconciler.core.targeting import targeted_names
+from reconciler.errors import ConnectApiError, ConnectNotFound, RenderError, SpecError
 from reconciler.executor import apply_plan
 from reconciler.model import (
     ActionKind,
@@ -29,6 +30,7 @@ from reconciler.model import (
     ConnectorPlan,
     ConnectorSpec,
     DesiredConnector,
+    LiveConnector,
     Outcome,
     Plan,
     Problem,
@@ -43,6 +45,7 @@ from reconciler.ownership import (
     with_restarts,
     without_clusters,
 )
+from reconciler.pass_memory import LiveMemo, PassMemory, RenderMemo
 from reconciler.retrying import RetryPolicy
 from reconciler.runtime import Runtime
 from reconciler.telemetry import ActionEvent, PassEvent, notify
@@ -61,13 +64,13 @@ class Desired:
 
 
 def _render_specs(
-    specs: Iterable[ConnectorSpec], *, renderer: Renderer
+    specs: Iterable[ConnectorSpec], *, render: Callable[[ConnectorSpec], DesiredConnector]
 ) -> tuple[list[DesiredConnector], list[Problem]]:
     desired: list[DesiredConnector] = []
     problems: list[Problem] = []
     for spec in specs:
         try:
-            desired.append(renderer.render(spec))
+            desired.append(render(spec))
         except RenderError as exc:
             problems.append(Problem(str(exc), spec.source))
     return desired, problems
@@ -80,16 +83,21 @@ def render_all(
     selector: Selector,
     deleted: Iterable[ConfigMapDoc] = (),
     complete: bool = True,
+    memo: RenderMemo | None = None,
 ) -> Desired:
     """Render the selected ConfigMaps. `deleted` ConfigMaps (last state of a deleted or relabeled one) are
     rendered as disabled, so their connectors are deleted, unless a present ConfigMap declares the name.
 
     While any present ConfigMap cannot be read or rendered (or the caller had some it could not parse:
     `complete=False`), the desired set is partial: a deleted ConfigMap's connector may have moved into the
-    broken one, so no deletion is made for it and its tombstone stays."""
+    broken one, so no deletion is made for it and its tombstone stays.
+
+    With a `memo` (the watcher's), a template already rendered with the same inputs is not run again:
+    every pass still renders the whole set, so partial views and duplicates are found as before."""
+    render = memo.bind(renderer) if memo is not None else renderer.render
     specs, spec_errors = select_specs(docs, selector=selector)
     problems = [Problem(str(e)) for e in spec_errors]
-    desired, render_problems = _render_specs(specs, renderer=renderer)
+    desired, render_problems = _render_specs(specs, render=render)
     problems += render_problems
     partial = bool(problems) or not complete
     declared = {(d.cluster, d.name) for d in desired}
@@ -111,7 +119,7 @@ def render_all(
             problems.append(Problem(f"deleted, and its last state is unusable: {exc}"))
             gone[doc.ref] = None
             continue
-        rendered, failed = _render_specs(doc_specs, renderer=renderer)
+        rendered, failed = _render_specs(doc_specs, render=render)
         problems += [
             replace(p, message=f"deleted, but its last state cannot be rendered (kept): {p.message}")
             for p in failed
@@ -134,17 +142,54 @@ def observe_cluster(client: ConnectClient, *, retry: RetryPolicy) -> ClusterStat
     return ClusterState(client.cluster, connectors, version)
 
 
+def observe_named(
+    client: ConnectClient,
+    names: Iterable[str],
+    *,
+    retry: RetryPolicy,
+    version: str | None,
+    known: Mapping[str, LiveConnector],
+) -> ClusterState:
+    """A targeted pass's observation: each connector's config read by name (Connect's own 404: absent).
+    Its state and task states come from `known` (the last observation, see `pass_memory.py`), or from
+    its status when nothing is known of it."""
+    connectors: dict[str, LiveConnector] = {}
+    observed = frozenset(names)
+    for name in sorted(observed):
+        seen = known.get(name)
+        if seen is None:
+            found = retry.call(lambda n=name: client.get_connector(n))  # type: ignore[misc]
+            if found is not None:
+                connectors[name] = found
+            continue
+        try:
+            config = retry.call(lambda n=name: client.get_config(n))  # type: ignore[misc]
+        except ConnectNotFound:
+            continue
+        connectors[name] = replace(seen, config=config)
+    return ClusterState(client.cluster, connectors, version, observed=observed)
+
+
 def observe(
     desired: Sequence[DesiredConnector],
     clients: Mapping[str, ConnectClient],
     *,
     retry: RetryPolicy,
     also: Iterable[str] = (),
+    targets: Mapping[str, frozenset[str]] | None = None,
+    memo: LiveMemo | None = None,
 ) -> tuple[dict[str, ClusterState], list[Problem]]:
-    """The clusters the desired connectors name, and `also` those (clusters the ledger owns some in)."""
+    """The clusters the desired connectors name, and `also` those (clusters the ledger owns some in),
+    each listed whole; or, with `targets` (cluster -> names, see `core/targeting.py`), only those
+    connectors, read by name (their states from the `memo` when it has them)."""
     live: dict[str, ClusterState] = {}
     problems: list[Problem] = []
-    for cluster in sorted({d.cluster for d in desired} | set(also)):
+    if targets is not None:
+        desired = [d for d in desired if d.name in targets.get(d.cluster, ())]
+        clusters = {c for c, names in targets.items() if names}
+    else:
+        clusters = {d.cluster for d in desired} | set(also)
+    for cluster in sorted(clusters):
         names = sorted(d.name for d in desired if d.cluster == cluster)
         if cluster not in clients:
             problems.extend(
@@ -154,7 +199,17 @@ def observe(
             )
             continue
         try:
-            live[cluster] = observe_cluster(clients[cluster], retry=retry)
+            if targets is not None:
+                client = clients[cluster]
+                live[cluster] = observe_named(
+                    client,
+                    targets[cluster],
+                    retry=retry,
+                    version=memo.version(cluster) if memo is not None else retry.call(client.version),
+                    known=memo.known(cluster) if memo is not None else {},
+                )
+            else:
+                live[cluster] = observe_cluster(clients[cluster], retry=retry)
         except ConnectApiError as exc:
             problems.append(
                 Problem(
@@ -212,7 +267,7 @@ def settled_deletions(
 
     def confirmed(key: Key) -> bool:
         cluster, name = key
-        observed_absent = cluster in live and name not in live[cluster].connectors
+        observed_absent = cluster in live and live[cluster].absent(name)
         return key in declared or observed_absent or key in deleted_ok
 
     return frozenset(ref for ref, keys in gone.items() if keys is not None and all(map(confirmed, keys)))
@@ -263,9 +318,17 @@ def reconcile(
     validate: bool = False,
     problems: Sequence[Problem] = (),
     deleted: Iterable[ConfigMapDoc] = (),
+    changed: Iterable[str] | None = None,
+    memory: PassMemory | None = None,
 ) -> Report:
     """One pass. With a ledger (`rt.ledger`), ownership decides what may be written and what is pruned,
-    and `deleted` (the watcher's tombstones) is not needed: the ledger remembers across restarts."""
+    and `deleted` (the watcher's tombstones) is not needed: the ledger remembers across restarts.
+
+    `changed` (refs of the ConfigMaps that changed since the last pass: the watcher's events, the hook's
+    Event contexts) makes the pass targeted: only their connectors, and every prune candidate, are
+    observed and planned (`core/targeting.py`). It is full when `changed` is None, when the scope is
+    large, or when `memory` (the watcher's, across passes: renders and observations) has never seen a
+    cluster of the scope listed whole."""
     started = time.perf_counter()
     docs = list(docs)
     deleted = list(deleted)
@@ -277,13 +340,30 @@ def reconcile(
         selector=rt.selector,
         deleted=deleted if store is None else (),
         complete=not problems,
+        memo=memory.renders if memory is not None else None,
     )
     ledger_problems: list[Problem] = []
     ledgers: dict[str, Ledger] = {}
     if store is not None:
         ledgers, ledger_problems = read_ledgers(store, sorted(rt.clients))
     owned = [c for c, lg in ledgers.items() if lg.entries]
-    live, observe_problems = observe(desired.connectors, rt.clients, retry=rt.retry, also=owned)
+    targets = None
+    if changed is not None:
+        targets = targeted_names(
+            {*changed, *(d.ref for d in deleted)}, desired=desired.connectors, ledgers=ledgers
+        )
+        clusters = [c for c, names in (targets or {}).items() if names]
+        if memory is not None and not memory.live.covers(clusters):
+            targets = None
+    live, observe_problems = observe(
+        desired.connectors,
+        rt.clients,
+        retry=rt.retry,
+        also=owned,
+        targets=targets,
+        memo=memory.live if memory is not None else None,
+    )
+    scope = None if targets is None else {c: live[c].observed or frozenset() for c in live}
     all_problems = [*problems, *desired.problems, *ledger_problems, *observe_problems]
     if validate:
         all_problems.extend(validate_all(desired.connectors, rt.clients, retry=rt.retry))
@@ -334,10 +414,10 @@ def reconcile(
         for cp in plan.connectors:
             for action in cp.actions:
                 notify(rt.observers, ActionEvent(action, cp, source_of(cp), dry_run=True))
-        return finish(Report(plan, dry_run=True))
+        return finish(Report(plan, dry_run=True, scope=scope))
     stored: dict[str, Ledger] = {}
     if not rt.should_continue:  # stopping, or the lease may be lost: not even the ledger is written
-        return finish(Report(plan, dry_run=False))
+        return finish(Report(plan, dry_run=False, scope=scope))
     if store is not None and decisions is not None:
         stored, failed, write_problems = record_before(store, decisions)
         plan = replace(without_clusters(plan, failed), problems=plan.problems + tuple(write_problems))
@@ -356,6 +436,8 @@ def reconcile(
         on_outcome=on_outcome,
         should_continue=lambda: rt.should_continue,
     )
+    if memory is not None:
+        memory.live.remember(live, outcomes)
     if store is not None and rt.should_continue:
         after = record_after(store, stored, outcomes, now=rt.clock.now(), scrub=rt.redactor.scrub)
         plan = replace(plan, problems=plan.problems + tuple(after))
@@ -363,4 +445,4 @@ def reconcile(
         settled = frozenset(d.ref for d in deleted)
     else:
         settled = settled_deletions(desired.gone, live, outcomes, declared=declared)
-    return finish(Report(plan, tuple(outcomes), dry_run=False, settled_deletions=settled))
+    return finish(Report(plan, tuple(outcomes), dry_run=False, settled_deletions=settled, scope=scope))

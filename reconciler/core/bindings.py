@@ -1,6 +1,8 @@
 """shell-operator binding contexts -> the ConfigMaps to reconcile; and the hook's binding configuration.
 
-Pure. The hook is level-triggered: every run reconciles the complete set. The full set is the newest
+Pure. The hook is level-triggered: every run renders the complete set, and a run made only of Event
+contexts is targeted at the ConfigMaps they name (`BindingInput.changed`); Synchronization and the
+Schedule resync are full. The full set is the newest
 snapshot in the array (bindings use `includeSnapshotsFrom`, so Event and Schedule contexts carry one)
 or the newest Synchronization's objects. `Deleted` events carry the ConfigMap's last state: when that
 ConfigMap is absent from the full set, its connectors are deleted (a relabel out of the selector counts).
@@ -27,6 +29,9 @@ class BindingInput:
     configmaps: tuple[ConfigMapDoc, ...] | None  # None: no context carried the full set
     deleted: tuple[ConfigMapDoc, ...]
     errors: tuple[SourceError, ...]
+    # Refs of the ConfigMaps the Event contexts name, when every context is such an Event: the run may
+    # be targeted at them. None when any context is a Synchronization, a Schedule (the resync) or else.
+    changed: frozenset[str] | None = None
 
 
 def _objects(items: Any) -> list[Mapping[str, Any]]:
@@ -52,10 +57,17 @@ def parse_binding_contexts(contexts: Any, *, binding: str = BINDING) -> BindingI
     errors: list[SourceError] = []
     full: list[ConfigMapDoc] | None = None
     deleted: dict[str, ConfigMapDoc] = {}
+    changed: set[str] | None = set()
     for ctx in contexts:
         if not isinstance(ctx, Mapping):
+            changed = None
             continue
         kind = ctx.get("type")
+        ref = _event_ref(ctx, binding) if changed is not None else None
+        if ref is None:
+            changed = None
+        elif changed is not None:
+            changed.add(ref)
         snapshots = ctx.get("snapshots")
         if isinstance(snapshots, Mapping) and binding in snapshots:
             full = _docs(_objects(snapshots[binding]), errors)
@@ -67,7 +79,24 @@ def parse_binding_contexts(contexts: Any, *, binding: str = BINDING) -> BindingI
     if full is not None:
         present = {d.ref for d in full}
         deleted = {ref: d for ref, d in deleted.items() if ref not in present}
-    return BindingInput(None if full is None else tuple(full), tuple(deleted.values()), tuple(errors))
+    return BindingInput(
+        None if full is None else tuple(full),
+        tuple(deleted.values()),
+        tuple(errors),
+        frozenset(changed) if changed else None,
+    )
+
+
+def _event_ref(ctx: Mapping[str, Any], binding: str) -> str | None:
+    """`namespace/name` of an Event context's object; None for any other context."""
+    obj = ctx.get("object")
+    if ctx.get("type") != "Event" or ctx.get("binding") != binding or not isinstance(obj, Mapping):
+        return None
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
+        return None
+    namespace = meta.get("namespace") or ""
+    return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
 
 
 def _label_selector(selector: Selector) -> dict[str, Any]:

@@ -182,14 +182,15 @@ def build_plan(
     redactor: Redactor,
     problems: Sequence[Problem] = (),
 ) -> Plan:
-    """One ConnectorPlan per declared connector whose cluster could be observed, sorted by cluster and name."""
+    """One ConnectorPlan per declared connector that was observed (its cluster listed, or, in a targeted
+    pass, the connector read by name), sorted by cluster and name."""
     unique, dup_problems = split_duplicates(desired)
     plans = [
         plan_connector(
             d, live[d.cluster].connectors.get(d.name), redactor=redactor, version=live[d.cluster].version
         )
         for d in unique
-        if d.cluster in live
+        if d.cluster in live and live[d.cluster].sees(d.name)
     ]
     plans.sort(key=lambda p: (p.cluster, p.connector))
     return Plan(tuple(plans), tuple(problems) + tuple(dup_problems))

@@ -113,6 +113,8 @@ def decide(
     names = {d.name for d in declared}
     enabled = {d.name for d in declared if d.enabled}
     for d in declared:
+        if live is not None and not live.sees(d.name):
+            continue  # a targeted pass did not read it: its entry stays as it is, nothing is written
         doc = configmaps.get(d.source.configmap)
         exists = live is not None and d.name in live.connectors
         if d.name in entries:
@@ -160,7 +162,7 @@ def decide(
         blocked_since = blocked_reason = None
     owners = {p.connector: entries[p.connector].owner for p in prunes if p.connector in entries}
     for name in list(entries):
-        if name not in enabled and live is not None and name not in live.connectors and complete:
+        if name not in enabled and live is not None and live.absent(name) and complete:
             del entries[name]  # Connect shows it absent and nobody wants it: nothing left to own
     new = replace(ledger.with_entries(entries), blocked_since=blocked_since, blocked_reason=blocked_reason)
     changed = (new.entries, new.blocked_since, new.blocked_reason) != (
@@ -194,7 +196,7 @@ def _prunes(
     prunes: list[Held] = []
     held: list[Held] = []
     for name, entry in sorted(entries.items()):
-        if name in declared:
+        if name in declared or (live is not None and not live.sees(name)):
             continue
         if live is None or not complete:
             held.append(

@@ -139,6 +139,7 @@ def main(
                 dry_run=False,
                 deleted=binding.deleted,
                 problems=[Problem(str(e)) for e in errors],
+                changed=binding.changed if binding.configmaps is not None else None,
             )
     except ConfigError as exc:
         # A broken properties file or Secret volume stays broken until someone fixes it: retrying every

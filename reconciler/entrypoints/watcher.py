@@ -1,8 +1,9 @@
 """`connect-reconciler run`: the standalone watcher, composed from `reconciler/watching/`.
 
 Edge. One list/watch stream per namespace (or one for all) feeds the ConfigMap cache; the reconcile
-loop runs passes over the whole cached set through the same pipeline as the CLI (see
-`watching/loop.py` for when). Each pass opens a fresh Runtime, so rotated Secrets and properties
+loop runs passes through the same pipeline as the CLI (see `watching/loop.py` for when): full ones
+over the whole cached set, and, after events, passes targeted at the ConfigMaps that changed, which
+reuse the renders and observations the watcher remembers (`pass_memory.py`). Each pass opens a fresh Runtime, so rotated Secrets and properties
 files take effect. SIGTERM/SIGINT: retry sleeps end at once, the request in flight finishes, no new
 one starts, exit 0. `/healthz` and `/readyz` serve the probes.
 
@@ -29,6 +30,7 @@ from reconciler.errors import ConfigError, ReconcilerError, ShuttingDown
 from reconciler.logs import configure_logging, current_redactor, use_redactor
 from reconciler.metrics import Metrics
 from reconciler.model import Problem, Report
+from reconciler.pass_memory import PassMemory
 from reconciler.pipeline import reconcile
 from reconciler.runtime import audit_log, identity, jq_sandbox, open_runtime, own_namespace
 from reconciler.settings import Settings
@@ -59,6 +61,8 @@ class Watcher:
         self.stop = self.clock.stop
         self.on_report = on_report
         self.cache = ConfigMapCache()
+        # Rendered templates and last observations carried across passes (`pass_memory.py`).
+        self.memory = PassMemory()
         # One sandbox process for every pass; a template that kills it costs a respawn, not the watcher.
         self.engine = jq_sandbox(settings.render)
         namespace = own_namespace(settings.ledger, environ)
@@ -77,7 +81,10 @@ class Watcher:
             for ns in watch.namespaces
         ]
         self.inputs = InputsWatch(
-            settings.inputs, clock=self.clock, wake=self.cache.dirty, poll_seconds=watch.inputs_poll_seconds
+            settings.inputs,
+            clock=self.clock,
+            wake=self.cache.full_pass,
+            poll_seconds=watch.inputs_poll_seconds,
         )
         self.loop = ReconcileLoop(
             cache=self.cache,
@@ -199,6 +206,8 @@ class Watcher:
                     dry_run=False,
                     deleted=snap.deleted,
                     problems=[Problem(str(e)) for e in snap.errors] + self._unwatched(),
+                    changed=snap.changed,
+                    memory=self.memory,
                 )
         except ShuttingDown:
             return None
@@ -211,6 +220,7 @@ class Watcher:
             log.error("reconcile problem", problem=str(problem))
         log.info(
             "reconciled",
+            targeted=report.scope is not None,
             actions=len(report.outcomes),
             problems=len(report.problems),
             connectors=len(report.plan.connectors),

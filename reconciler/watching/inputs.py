@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -97,15 +97,20 @@ def fingerprint(settings: InputSettings) -> bytes:
     return h.digest()
 
 
+class Wake(Protocol):
+    def set(self) -> None: ...
+
+
 class InputsWatch:
-    """Polls the inputs' fingerprint on `clock`; sets `wake` (the cache's dirty event) on a change."""
+    """Polls the inputs' fingerprint on `clock`; sets `wake` on a change (the cache's full-pass request:
+    rotated inputs may change any connector)."""
 
     def __init__(
         self,
         settings: InputSettings,
         *,
         clock: Clock,
-        wake: threading.Event,
+        wake: Wake,
         poll_seconds: float,
     ) -> None:
         self.settings = settings

@@ -1,11 +1,14 @@
-"""The watcher's reconcile loop: when to run a pass over the whole cached set.
+"""The watcher's reconcile loop: when to run a pass, and whether it may be targeted.
 
 Orchestration with an injected clock (unit-tested on simulated time). Rules:
 - never reconcile a partial view: nothing runs until every watched namespace has been listed once —
   and the loop *waits* for that (on the cache's change event), it does not spin;
 - after a change, wait until no event has come for `debounce_seconds` (a `kubectl apply -k` is many
   events a few milliseconds apart), at most MAX_COALESCE_S, then run;
-- with no change, run every `resync_seconds` anyway, which repairs drift made directly in Connect;
+- a pass after events is targeted at the ConfigMaps they changed (`CacheSnapshot.changed`); the first
+  pass, every resync, the pass after a failed one and the pass after rotated inputs are full;
+- with no change, run a full pass every `resync_seconds` anyway, which repairs drift made directly in
+  Connect;
 - a pass reports which deleted ConfigMaps Connect confirmed gone; only those tombstones are dropped;
 - a pass that fails unexpectedly is logged and retried at the next tick; the loop never dies.
 """
@@ -53,8 +56,8 @@ class ReconcileLoop:
     def _all_listed(self) -> bool:
         return all(ns in self.cache.listed for ns in self.namespaces)
 
-    def run_pass(self) -> Report | None:
-        snap = self.cache.snapshot()
+    def run_pass(self, *, full: bool = True) -> Report | None:
+        snap = self.cache.snapshot(full=full)
         try:
             report = self.reconcile(snap)
         except Exception as exc:  # one broken pass must not end the watcher
@@ -67,6 +70,7 @@ class ReconcileLoop:
         self.health.problem("reconcile", None)
         self.health.ready_once = True
         self.cache.settle(report.settled_deletions, upto=snap.generation)
+        self.cache.consume(upto=snap.generation)
         return report
 
     def _await_quiet(self) -> None:
@@ -84,6 +88,7 @@ class ReconcileLoop:
     def run(self) -> None:
         stop = self.clock.stop
         last: float | None = None
+        full = True  # the first pass, and the one after a pass that could not run
         while not stop.is_set():
             self.health.beat()
             if not self._all_listed():
@@ -98,10 +103,13 @@ class ReconcileLoop:
             if not self.cache.dirty.is_set() and due > 0:
                 self.clock.wait(self.cache.dirty, min(due, TICK_S))
                 continue
+            full = full or due <= 0
             if self.cache.dirty.is_set() and last is not None:
                 self._await_quiet()
             self.cache.dirty.clear()
             if stop.is_set():
                 break
-            self.run_pass()
-            last = self.clock.monotonic()
+            report = self.run_pass(full=full)
+            full = report is None
+            if report is None or report.scope is None:
+                last = self.clock.monotonic()  # the resync timer counts from the last full pass

@@ -58,9 +58,8 @@ def problems(running: Running) -> list[str]:
 
 
 def watch(apiserver: ApiServerKit, namespace: str, connect_kit: ConnectKit, **values: Any) -> Running:
-    return Running(
-        apiserver, namespace, connect_kit.connect_url, resync=2, ledger_namespace=namespace, **values
-    )
+    values.setdefault("resync", 2)
+    return Running(apiserver, namespace, connect_kit.connect_url, ledger_namespace=namespace, **values)
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -104,10 +103,40 @@ def test_a_rename_deletes_the_old_connector_and_creates_the_new_one(
         core.create_namespaced_config_map(namespace, configmap("a", {old: source(connect_kit, old)}))
         eventually(lambda: connect.config(old) is not None, what="the old name")
         core.replace_namespaced_config_map("a", namespace, configmap("a", {new: source(connect_kit, old)}))
-        eventually(
-            lambda: connect.config(new) is not None and connect.config(old) is None, what="the rename"
-        )
+        eventually(lambda: connect.config(new) is not None and connect.config(old) is None, what="the rename")
         eventually(lambda: sorted(ledger_entries(core, namespace)) == [new], what="the ledger after it")
+
+
+def test_a_configmap_that_stops_declaring_one_of_its_two_connectors_prunes_it_in_a_targeted_pass(
+    apiserver: ApiServerKit,
+    namespace: str,
+    connect_kit: ConnectKit,
+    connect: Connect,
+    core: client.CoreV1Api,
+    names: dict[str, str],
+) -> None:
+    """No resync during the test: the edit's own pass, targeted at ConfigMap a, must make the prune a
+    full pass would make — and leave b's connector, which it does not read, alone."""
+    keep, drop, other = names["keep"], names["drop"], names["other"]
+    two = {keep: source(connect_kit, keep), drop: source(connect_kit, drop)}
+    with watch(apiserver, namespace, connect_kit, resync=3600) as running:
+        core.create_namespaced_config_map(namespace, configmap("a", two))
+        core.create_namespaced_config_map(namespace, configmap("b", {other: source(connect_kit, other)}))
+        eventually(
+            lambda: all(connect.config(n) is not None for n in (keep, drop, other)), what="three connectors"
+        )
+        eventually(
+            lambda: sorted(ledger_entries(core, namespace)) == sorted([keep, drop, other]), what="owned"
+        )
+        before = len(running.reports)
+        core.replace_namespaced_config_map("a", namespace, configmap("a", {keep: source(connect_kit, keep)}))
+        eventually(lambda: connect.config(drop) is None, what="the undeclared connector pruned")
+        eventually(lambda: sorted(ledger_entries(core, namespace)) == sorted([keep, other]), what="forgotten")
+        pruning = [r for r in running.reports[before:] if any(o.action.connector == drop for o in r.outcomes)]
+        assert pruning and all(r.scope is not None for r in pruning), "the prune came from a full pass"
+        assert other not in pruning[0].scope.get("default", frozenset())  # type: ignore[union-attr]
+    assert connect.state(keep) == "RUNNING" and connect.state(other) == "RUNNING"
+    assert not problems(running)
 
 
 def test_deleting_every_configmap_is_blocked_until_approved(
@@ -125,7 +154,10 @@ def test_deleting_every_configmap_is_blocked_until_approved(
         eventually(lambda: connect.config(c1) is not None and connect.config(c2) is not None, what="both")
         core.delete_collection_namespaced_config_map(namespace, label_selector="destination=connect")
         eventually(
-            lambda: any("prune blocked: the desired set of cluster default would be empty" in p for p in problems(running)),
+            lambda: any(
+                "prune blocked: the desired set of cluster default would be empty" in p
+                for p in problems(running)
+            ),
             what="the block to be reported",
         )
         assert connect.config(c1) is not None and connect.config(c2) is not None
@@ -140,7 +172,9 @@ def test_deleting_every_configmap_is_blocked_until_approved(
         )
         assert code == 0, err
         assert "approved deletes on cluster default" in out and "blocked since" in out
-        eventually(lambda: connect.config(c1) is None and connect.config(c2) is None, what="the approved deletes")
+        eventually(
+            lambda: connect.config(c1) is None and connect.config(c2) is None, what="the approved deletes"
+        )
         eventually(lambda: ledger_entries(core, namespace) == {}, what="an empty ledger")
 
 
@@ -188,7 +222,9 @@ def test_foreign_and_protected_connectors_are_never_touched_and_adoption_is_expl
         core.create_namespaced_config_map(namespace, declared)
         eventually(lambda: connect.config(guarded) is not None, what="the protected connector")
         eventually(
-            lambda: any(f"connector {legacy}: exists in Connect but is not managed" in p for p in problems(running)),
+            lambda: any(
+                f"connector {legacy}: exists in Connect but is not managed" in p for p in problems(running)
+            ),
             what="the adoption conflict",
         )
         assert connect.config(legacy)["topic"] == legacy  # left alone: not adopted
@@ -244,7 +280,12 @@ def test_plan_of_a_directory_missing_one_file_shows_its_deletes_from_the_ledger(
     assert code == 0, err
     (tmp_path / "ledger.json").write_text(exported)
     code, offline, err = cli(
-        "plan", str(repo), "--ledger-file", str(tmp_path / "ledger.json"), "--connect-url", connect_kit.connect_url
+        "plan",
+        str(repo),
+        "--ledger-file",
+        str(tmp_path / "ledger.json"),
+        "--connect-url",
+        connect_kit.connect_url,
     )
     assert code == 2 and f"- delete {b} @default" in offline, offline + err
     code, out, err = cli("plan", str(repo), "--connect-url", connect_kit.connect_url)

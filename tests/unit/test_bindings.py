@@ -32,6 +32,7 @@ def test_synchronization_is_the_full_set() -> None:
     result = parse_binding_contexts(
         [{"binding": BINDING, "type": "Synchronization", "objects": [item(cm("a")), item(cm("b"))]}]
     )
+    assert result.changed is None
     assert (
         result.configmaps is not None
         and [d.name for d in result.configmaps] == ["a", "b"]
@@ -67,6 +68,9 @@ def test_events_with_snapshots_every_element_processed_and_deletions_kept() -> N
     result = parse_binding_contexts(contexts)
     assert [d.name for d in result.configmaps or ()] == ["a"]
     assert [d.name for d in result.deleted] == ["b"]
+    assert result.changed is None  # the Schedule (resync) makes the run full
+    events_only = parse_binding_contexts(contexts[:2])
+    assert events_only.changed == {"default/a", "default/b"}  # a run targeted at what the Events name
 
 
 def test_deleted_then_recreated_is_not_a_deletion() -> None:

@@ -165,3 +165,57 @@ def test_the_hook_keeps_the_ledger_of_its_pod_namespace_and_prunes_from_it(
     assert hook.main([], environ=environ) == 0
     assert fake.writes() == ["DELETE /connectors/payments-sink"]
     assert store.entries() == ["orders-sink", "orders-source"]
+
+
+def _configmap(name: str, connectors: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default", "labels": {"destination": "connect"}},
+        "data": {
+            f"{c}.json": json.dumps({"name": c, "config": {"connector.class": "X", "topic": topic}})
+            for c, topic in connectors.items()
+        },
+    }
+
+
+def _event(kind: str, obj: dict[str, Any], snapshot: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "binding": "connector-configmaps",
+        "type": "Event",
+        "watchEvent": kind,
+        "object": obj,
+        "snapshots": {"connector-configmaps": [{"object": o} for o in snapshot]},
+    }
+
+
+def test_one_modified_event_reads_only_its_connectors_and_prunes_what_it_stopped_declaring(
+    fake: FakeConnect, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single-ConfigMap Event is a targeted run: no listing of the 20 connectors, only reads by name;
+    and with the ledger, the connector the ConfigMap stopped declaring is still pruned."""
+    from tests.fake_ledger import MemoryLedgerStore  # noqa: PLC0415
+
+    store = MemoryLedgerStore()
+    monkeypatch.setattr(hook, "ledger_store", lambda _s, *, namespace=None: store)
+    others = [_configmap(f"cm{i}", {f"c{i}": "t"}) for i in range(20)]
+    two = _configmap("two", {"keep": "t", "drop": "t"})
+    sync = [
+        {
+            "binding": "connector-configmaps",
+            "type": "Synchronization",
+            "objects": [{"object": o} for o in [*others, two]],
+        }
+    ]
+    (tmp_path / "sync.json").write_text(json.dumps(sync))
+    env = {"CONNECT_RECONCILER_CONNECT_URL": "http://connect.test", "POD_NAMESPACE": "reconciler"}
+    assert hook.main([], environ={"BINDING_CONTEXT_PATH": str(tmp_path / "sync.json"), **env}) == 0
+    assert len(fake.connectors) == 22
+    edited = _configmap("two", {"keep": "t2"})
+    (tmp_path / "event.json").write_text(json.dumps([_event("Modified", edited, [*others, edited])]))
+    fake.requests.clear()
+    assert hook.main([], environ={"BINDING_CONTEXT_PATH": str(tmp_path / "event.json"), **env}) == 0
+    assert sorted(fake.writes()) == ["DELETE /connectors/drop", "PUT /connectors/keep/config"]
+    reads = [f"{r.method} {r.url.path}" for r in fake.requests if r.method == "GET"]
+    assert "GET /connectors" not in reads and all("/c1" not in r for r in reads)
+    assert store.entries() == sorted([*(f"c{i}" for i in range(20)), "keep"])

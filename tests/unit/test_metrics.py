@@ -397,3 +397,26 @@ def test_the_endpoint_speaks_openmetrics_when_asked() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_targeted_pass_updates_the_gauges_of_its_connectors_and_keeps_the_others() -> None:
+    from reconciler.pass_memory import PassMemory  # noqa: PLC0415
+
+    w = World(ledger=True)
+    memory = PassMemory()
+
+    def run(*docs: ConfigMapDoc, changed: set[str] | None = None) -> Report:
+        return reconcile(list(docs), rt=w.runtime(), dry_run=False, changed=changed, memory=memory)
+
+    run(doc("a", "c1"), doc("b", "c2", "c3"))
+    run(doc("a", "c1"), doc("b", "c2", "c3"))  # in sync: all three RUNNING
+    assert w.value("managed_connectors", cluster="default", state="RUNNING") == 3
+    w.fake.fail_task("c1")
+    w.fake.connectors["c1"]["state"] = "PAUSED"  # seen by a full pass only; a targeted one keeps it
+    report = run(doc("a", "c1", extra={"k": "v"}), doc("b", "c2", "c3"), changed={"apps/a"})
+    assert report.scope == {"default": frozenset({"c1"})}
+    # The targeted pass replaced c1's row with what it knew; c2 and c3 still count, not dropped to 0.
+    assert w.value("managed_connectors", cluster="default", state="RUNNING") == 3
+    report = run(doc("a", "c1", extra={"k": "v"}), doc("b", "c2", "c3"))
+    assert report.scope is None
+    assert w.value("managed_connectors", cluster="default", state="RUNNING") == 2

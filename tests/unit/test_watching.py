@@ -377,3 +377,71 @@ def test_a_burst_of_events_becomes_one_pass_and_a_steady_stream_cannot_starve_it
     clock.wait = wait  # type: ignore[method-assign]
     loop.run()
     assert passes[:2] == [0.0, second_pass] and len(passes) == 2
+
+
+# --- targeted passes: what changed, and when a pass must be full ----------------------------------
+
+
+def test_the_cache_notes_changed_refs_until_a_pass_consumes_them() -> None:
+    cache = ConfigMapCache()
+    cache.replace("default", [cm("a", "1"), cm("b", "1")])
+    first = cache.snapshot()
+    assert first.changed == {"default/a", "default/b"}
+    cache.consume(upto=first.generation)
+    cache.replace("default", [cm("a", "1"), cm("b", "2")])  # a re-list: only b's version moved
+    cache.apply("DELETED", cm("a", "1"))
+    snap = cache.snapshot()
+    assert snap.changed == {"default/a", "default/b"} and [d.name for d in snap.deleted] == ["a"]
+    cache.apply("MODIFIED", cm("b", "3"))  # arrives while the pass of `snap` runs
+    cache.consume(upto=snap.generation)
+    assert cache.snapshot().changed == {"default/b"}
+    assert cache.snapshot(full=True).changed is None
+
+
+def test_the_cache_keeps_converted_objects_without_managed_fields() -> None:
+    cache = ConfigMapCache()
+    obj = cm("a", "1")
+    obj["metadata"]["managedFields"] = [
+        {"manager": "kustomize-controller", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:data": {}}}
+    ]
+    cache.replace("default", [obj])
+    (held,) = cache._objects.values()
+    assert held.changed_by == "kustomize-controller" and not hasattr(
+        held, "get"
+    )  # a ConfigMapDoc, not the dict
+
+
+def test_rotated_inputs_ask_for_a_full_pass() -> None:
+    cache = ConfigMapCache()
+    cache.replace("default", [cm("a", "1")])
+    cache.consume(upto=cache.snapshot().generation)
+    cache.dirty.clear()
+    cache.full_pass.set()
+    assert cache.dirty.is_set() and cache.snapshot().changed is None
+    assert cache.snapshot().changed == frozenset()  # asked once, granted once
+
+
+def test_the_loop_targets_event_passes_and_keeps_first_resync_and_after_failure_passes_full() -> None:
+    clock = FakeClock(horizon=100)
+    cache = ConfigMapCache()
+    cache.replace("default", [cm("a", "1"), cm("b", "1")])
+    targeted = Report(Plan(()), dry_run=False, scope={})
+    results: list[Any] = [Report(Plan(()), dry_run=False), targeted, None, Report(Plan(()), dry_run=False)]
+    loop, seen = make_loop(clock, cache, results, resync=60, debounce=0.1)
+    original = loop.reconcile
+    edits = {1: "2", 2: "3"}  # after pass n, an edit of `a` arrives
+
+    def recording(snap: CacheSnapshot) -> Report | None:
+        report = original(snap)
+        if len(seen) in edits:
+            clock._advance(1)
+            cache.apply("MODIFIED", cm("a", edits[len(seen)]))
+        return report
+
+    loop.reconcile = recording  # type: ignore[method-assign]
+    loop.run()
+    changed = [s.changed for s in seen]
+    # first: full; the edit: targeted at a; the next edit's pass fails (None) so the one after is full;
+    # then the resync, 60 s after the last full pass, is full too.
+    assert changed[0] is None and changed[1] == {"default/a"} and changed[2] == {"default/a"}
+    assert changed[3] is None and len(seen) >= 4
