@@ -156,6 +156,9 @@ class DesiredConnector:
     source: SourceRef
     secret_keys: frozenset[str] = frozenset()
     auto_restart: AutoRestart | None = None  # None: the reconciler's default policy
+    # Known only by name: the hook's declaration index said what this unchanged spec declares, and it
+    # was not rendered (`pass_memory.DeclarationIndex`). Such a connector is never planned or written.
+    placeholder: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """What a long-running watcher carries from one pass to the next: rendered templates, and what Connect
-showed last. No I/O; mutable, owned by one watcher and used by one pass at a time.
+showed last; and what the hook carries from one run to the next: which connector each spec declares.
+No I/O but the declaration index's own file; mutable, used by one pass at a time.
 
 Both are caches of facts that a full pass re-establishes, never sources of truth:
 - a rendered template is reused only while the spec (ConfigMap ref, key, program, enabled) and every
@@ -14,12 +15,24 @@ Both are caches of facts that a full pass re-establishes, never sources of truth
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from reconciler.core.rendering import Renderer
-from reconciler.model import ActionKind, ClusterState, ConnectorSpec, DesiredConnector, LiveConnector, Outcome
+from reconciler.model import (
+    ActionKind,
+    ClusterState,
+    ConnectorSpec,
+    DesiredConnector,
+    DesiredState,
+    LiveConnector,
+    Outcome,
+)
 
 
 class RenderMemo:
@@ -100,6 +113,101 @@ class LiveMemo:
             # Deleted, created, paused, resumed, stopped, restarted, or an outcome not known: read again.
             del connectors[o.action.connector]
             self._clusters[o.action.cluster] = replace(held, connectors=connectors)
+
+
+def inputs_digest(renderer: Renderer) -> str:
+    """One digest of everything a render depends on besides the spec."""
+    redactor = renderer.redactor
+    secrets = sorted(redactor.secret_values) if redactor is not None else []
+    text = json.dumps(
+        [renderer.arguments, renderer.default_cluster, renderer.max_config_bytes, secrets], sort_keys=True
+    )
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def spec_digest(spec: ConnectorSpec) -> str:
+    text = json.dumps([spec.source.configmap, spec.source.key, spec.enabled, spec.program])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class DeclarationIndex:
+    """The hook's memory across runs: which (cluster, name) each spec declared, under which inputs.
+
+    A hook run is a new process, so it cannot keep rendered connectors; rendering the whole set anew
+    would cost every run a compile per template. A targeted run needs of the unchanged ConfigMaps only
+    what they declare — to find duplicates, moves and prune candidates — and that is what this keeps:
+    per spec digest, the cluster and name it rendered to, valid while the inputs digest is the same.
+    No config and no secret is stored, only SHA-256 digests, in a file (mode 0600) only the hook's own
+    user can read — who can read the mounted Secrets anyway. Failures are never kept (a broken template
+    is rendered again); an unreadable or foreign file is an empty index."""
+
+    VERSION = 1
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._inputs: str | None = None
+        self._names: dict[str, tuple[str, str]] = {}
+        self._fresh: dict[str, tuple[str, str]] = {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") == self.VERSION and isinstance(data.get("specs"), dict):
+                self._inputs = str(data.get("inputs"))
+                self._names = {
+                    k: (v[0], v[1])
+                    for k, v in data["specs"].items()
+                    if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)
+                }
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def bind(
+        self, renderer: Renderer, *, changed: frozenset[str] | None
+    ) -> Callable[[ConnectorSpec], DesiredConnector]:
+        """`renderer.render` for the changed ConfigMaps' specs and any spec the index does not know; a
+        placeholder (`DesiredConnector.placeholder`) for the others. `changed` None: render every spec
+        (a full run), and remember them all."""
+        inputs = inputs_digest(renderer)
+        known = self._names if inputs == self._inputs else {}
+        self._inputs = inputs
+        self._fresh = {}
+
+        def render(spec: ConnectorSpec) -> DesiredConnector:
+            digest = spec_digest(spec)
+            hit = known.get(digest) if changed is not None and spec.source.configmap not in changed else None
+            if hit is not None:
+                self._fresh[digest] = hit
+                cluster, name = hit
+                return DesiredConnector(
+                    name, {}, DesiredState.RUNNING, cluster, spec.enabled, spec.source, placeholder=True
+                )
+            done = renderer.render(spec)
+            self._fresh[digest] = (done.cluster, done.name)
+            return done
+
+        return render
+
+    def save(self) -> None:
+        """Keep what this run rendered or used; a failure to write only costs the next run its renders."""
+        self._names = dict(self._fresh)
+        body = json.dumps(
+            {
+                "version": self.VERSION,
+                "inputs": self._inputs,
+                "specs": {k: list(v) for k, v in self._names.items()},
+            }
+        )
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(body)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
 
 
 class PassMemory:

@@ -45,7 +45,7 @@ from reconciler.ownership import (
     with_restarts,
     without_clusters,
 )
-from reconciler.pass_memory import LiveMemo, PassMemory, RenderMemo
+from reconciler.pass_memory import DeclarationIndex, LiveMemo, PassMemory, RenderMemo
 from reconciler.retrying import RetryPolicy
 from reconciler.runtime import Runtime
 from reconciler.telemetry import ActionEvent, PassEvent, notify
@@ -84,6 +84,7 @@ def render_all(
     deleted: Iterable[ConfigMapDoc] = (),
     complete: bool = True,
     memo: RenderMemo | None = None,
+    render: Callable[[ConnectorSpec], DesiredConnector] | None = None,
 ) -> Desired:
     """Render the selected ConfigMaps. `deleted` ConfigMaps (last state of a deleted or relabeled one) are
     rendered as disabled, so their connectors are deleted, unless a present ConfigMap declares the name.
@@ -93,8 +94,10 @@ def render_all(
     broken one, so no deletion is made for it and its tombstone stays.
 
     With a `memo` (the watcher's), a template already rendered with the same inputs is not run again:
-    every pass still renders the whole set, so partial views and duplicates are found as before."""
-    render = memo.bind(renderer) if memo is not None else renderer.render
+    every pass still renders the whole set, so partial views and duplicates are found as before.
+    `render` replaces both (the hook's `DeclarationIndex.bind`)."""
+    if render is None:
+        render = memo.bind(renderer) if memo is not None else renderer.render
     specs, spec_errors = select_specs(docs, selector=selector)
     problems = [Problem(str(e)) for e in spec_errors]
     desired, render_problems = _render_specs(specs, render=render)
@@ -320,6 +323,7 @@ def reconcile(
     deleted: Iterable[ConfigMapDoc] = (),
     changed: Iterable[str] | None = None,
     memory: PassMemory | None = None,
+    index: DeclarationIndex | None = None,
 ) -> Report:
     """One pass. With a ledger (`rt.ledger`), ownership decides what may be written and what is pruned,
     and `deleted` (the watcher's tombstones) is not needed: the ledger remembers across restarts.
@@ -328,33 +332,54 @@ def reconcile(
     Event contexts) makes the pass targeted: only their connectors, and every prune candidate, are
     observed and planned (`core/targeting.py`). It is full when `changed` is None, when the scope is
     large, or when `memory` (the watcher's, across passes: renders and observations) has never seen a
-    cluster of the scope listed whole."""
+    cluster of the scope listed whole.
+
+    `index` (the hook's, across runs) lets a targeted pass skip rendering the unchanged ConfigMaps: it
+    knows what they declare, and that is all a targeted pass needs of them. Should one of them fall in
+    the scope after all, or the pass be full, the whole set is rendered."""
     started = time.perf_counter()
     docs = list(docs)
     deleted = list(deleted)
     sources = {d.ref: d for d in docs}
     store = rt.ledger
-    desired = render_all(
-        docs,
-        renderer=rt.renderer,
-        selector=rt.selector,
-        deleted=deleted if store is None else (),
-        complete=not problems,
-        memo=memory.renders if memory is not None else None,
-    )
+    refs = None if changed is None else frozenset(changed)
+
+    def render(*, placeholders: bool) -> Desired:
+        return render_all(
+            docs,
+            renderer=rt.renderer,
+            selector=rt.selector,
+            deleted=deleted if store is None else (),
+            complete=not problems,
+            memo=memory.renders if memory is not None else None,
+            render=index.bind(rt.renderer, changed=refs) if placeholders and index is not None else None,
+        )
+
+    desired = render(placeholders=True)
     ledger_problems: list[Problem] = []
     ledgers: dict[str, Ledger] = {}
     if store is not None:
         ledgers, ledger_problems = read_ledgers(store, sorted(rt.clients))
     owned = [c for c, lg in ledgers.items() if lg.entries]
     targets = None
-    if changed is not None:
+    if refs is not None:
         targets = targeted_names(
-            {*changed, *(d.ref for d in deleted)}, desired=desired.connectors, ledgers=ledgers
+            {*refs, *(d.ref for d in deleted)}, desired=desired.connectors, ledgers=ledgers
         )
         clusters = [c for c, names in (targets or {}).items() if names]
         if memory is not None and not memory.live.covers(clusters):
             targets = None
+    if any(d.placeholder for d in desired.connectors) and (
+        targets is None
+        or any(d.placeholder and d.name in targets.get(d.cluster, ()) for d in desired.connectors)
+    ):
+        desired = render(placeholders=False)  # a placeholder must never be planned: render them all
+        if targets is not None and refs is not None:
+            targets = targeted_names(
+                {*refs, *(d.ref for d in deleted)}, desired=desired.connectors, ledgers=ledgers
+            )
+    if index is not None:
+        index.save()
     live, observe_problems = observe(
         desired.connectors,
         rt.clients,

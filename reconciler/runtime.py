@@ -122,14 +122,15 @@ def audit_log(settings: Settings, environ: Mapping[str, str]) -> AuditLog:
 
 def ledger_store(settings: Settings, *, namespace: str | None = None) -> LedgerStore | None:
     """The store the settings name: an exported file (read-only), the ConfigMaps of a namespace, or none."""
-    from reconciler.clients.kube import kube_api_client  # noqa: PLC0415 - no kube client without a ledger
+    if not (settings.ledger.file or namespace or settings.ledger.namespace):
+        return None  # and the kubernetes client, ~0.15 s of a hook run's imports, is never imported
     from reconciler.clients.ledger_store import FileLedgerStore, KubeLedgerStore  # noqa: PLC0415
 
     if settings.ledger.file:
         return FileLedgerStore(settings.ledger.file)
-    namespace = namespace or settings.ledger.namespace
-    if not namespace:
-        return None
+    namespace = namespace or settings.ledger.namespace or ""
+    from reconciler.clients.kube import kube_api_client  # noqa: PLC0415
+
     try:
         api = kube_api_client(settings.watch.kubeconfig)
     except Exception as exc:  # kubernetes' ConfigException and friends: one line, not a traceback

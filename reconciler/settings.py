@@ -75,6 +75,7 @@ class WatchSettings:
     inputs_poll_seconds: float = 5.0  # how often mounted Secrets and properties files are checked for changes
     health_address: str = "0.0.0.0:8080"
     resync_crontab: str = "* * * * *"  # the hook's schedule binding
+    hook_index: str = ""  # the hook's declaration index file: "" a private temp dir, "off" none
     window_s: int = 300  # server-side timeoutSeconds of one watch request
     connect_timeout_s: float = 5.0
     backoff_initial_s: float = 0.5

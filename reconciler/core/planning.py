@@ -190,7 +190,8 @@ def build_plan(
             d, live[d.cluster].connectors.get(d.name), redactor=redactor, version=live[d.cluster].version
         )
         for d in unique
-        if d.cluster in live and live[d.cluster].sees(d.name)
+        # A placeholder (known by name only) is never planned; the pipeline renders one it would plan.
+        if d.cluster in live and live[d.cluster].sees(d.name) and not d.placeholder
     ]
     plans.sort(key=lambda p: (p.cluster, p.connector))
     return Plan(tuple(plans), tuple(problems) + tuple(dup_problems))

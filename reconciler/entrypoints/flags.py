@@ -206,6 +206,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--retry-period", "seconds between Lease attempts", "2", RUN, kind=float),
     Flag("--health-address", "HOST:PORT for /healthz and /readyz ('' disables)", "0.0.0.0:8080", RUN),
     Flag("--resync-crontab", "the hook's resync schedule (shell-operator crontab)", "* * * * *", RUN),
+    Flag(
+        "--hook-index",
+        "file where the hook remembers which connector each template declares, so a run for one "
+        "ConfigMap's Event renders only that ConfigMap (no configs, no secrets; 'off': render all)",
+        "",
+        RUN,
+    ),
 )
 
 
@@ -309,6 +316,7 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             inputs_poll_seconds=float(values.get("inputs_poll_seconds", 5.0)),
             health_address=values.get("health_address", "0.0.0.0:8080"),
             resync_crontab=values.get("resync_crontab", "* * * * *"),
+            hook_index=values.get("hook_index") or "",
         ),
         telemetry=TelemetrySettings(
             audit_file=values.get("audit_file") or None,

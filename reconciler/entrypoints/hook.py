@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from reconciler.entrypoints.flags import settings_from_environ
 from reconciler.errors import ConfigError, ConnectApiError, ReconcilerError, SourceError
 from reconciler.logs import configure_logging, current_redactor, use_redactor
 from reconciler.model import ConfigMapDoc, Problem, Report
+from reconciler.pass_memory import DeclarationIndex
 from reconciler.pipeline import reconcile
 from reconciler.runtime import audit_log, identity, ledger_store, open_runtime, own_namespace
 from reconciler.settings import Settings
@@ -90,6 +92,33 @@ def _event_recorder(
         recorder.close(timeout=2.0)
 
 
+# shell-operator sets these per run, to new temp files (pkg/hook/hook.go, v1.5.3): they are the hook's
+# protocol, not configuration, and a template that saw them would render differently every run.
+HOOK_RUN_VARIABLES = frozenset(
+    {
+        "BINDING_CONTEXT_PATH",
+        "METRICS_PATH",
+        "CONVERSION_RESPONSE_PATH",
+        "VALIDATING_RESPONSE_PATH",
+        "ADMISSION_RESPONSE_PATH",
+        "KUBERNETES_PATCH_PATH",
+    }
+)
+
+
+def _template_env(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k not in HOOK_RUN_VARIABLES}
+
+
+def _declaration_index(settings: Settings) -> DeclarationIndex | None:
+    where = settings.watch.hook_index
+    if where == "off":
+        return None
+    if not where:
+        where = str(Path(tempfile.gettempdir()) / f"connect-reconciler-{os.getuid()}" / "declarations.json")
+    return DeclarationIndex(Path(where))
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -124,7 +153,9 @@ def main(
         with (
             audit_log(settings, environ) as audit,
             _event_recorder(settings, environ, enabled=namespace is not None) as events,
-            open_runtime(settings, environ=environ, ledger=ledger, observers=[audit, *events]) as rt,
+            open_runtime(
+                settings, environ=_template_env(environ), ledger=ledger, observers=[audit, *events]
+            ) as rt,
         ):
             use_redactor(rt.redactor)
             errors = list(binding.errors)
@@ -140,6 +171,7 @@ def main(
                 deleted=binding.deleted,
                 problems=[Problem(str(e)) for e in errors],
                 changed=binding.changed if binding.configmaps is not None else None,
+                index=_declaration_index(settings),
             )
     except ConfigError as exc:
         # A broken properties file or Secret volume stays broken until someone fixes it: retrying every

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,7 +36,7 @@ from reconciler.model import (
     Report,
     SourceRef,
 )
-from reconciler.pass_memory import LiveMemo, PassMemory, RenderMemo
+from reconciler.pass_memory import DeclarationIndex, LiveMemo, PassMemory, RenderMemo
 from reconciler.pipeline import reconcile
 from tests.fake_clock import FakeClock
 from tests.fake_connect import FakeConnect
@@ -352,3 +353,82 @@ def test_the_live_memo_keeps_state_only_while_nothing_but_a_config_write_touched
     read = ClusterState("default", {}, "4.1.1", observed=frozenset({"c1"}))  # Connect: 404
     memo.remember({"default": read}, [])
     assert memo.known("default") == {} and memo.covers(["default"]) and not memo.covers(["other"])
+
+
+# --- the hook's declaration index -----------------------------------------------------------------
+
+
+class IndexWorld(World):
+    def __init__(
+        self, path: Path, *, env: dict[str, str] | None = None, secret: str = "s3cret-value-1"
+    ) -> None:
+        super().__init__()
+        self.index = DeclarationIndex(path)
+        self.path = path
+        self.env = env or {"STAGE": "prod"}
+        self.secret = secret
+        self.engine = CountingEngine()
+
+    def run_hook(self, docs: Sequence[ConfigMapDoc], *, changed: set[str] | None = None) -> Report:
+        self.fake.requests.clear()
+        inputs = RenderInputs(env=self.env, secrets={"db": {"password": self.secret}})
+        rt = runtime_for(self.fake, ledger=self.store, prune=self.prune, clock=self.clock, inputs=inputs)
+        rt = replace(rt, renderer=Renderer(inputs, engine=self.engine, redactor=rt.redactor))
+        self.index = DeclarationIndex(self.path)  # a new process each run: only the file carries over
+        return reconcile(list(docs), rt=rt, dry_run=False, changed=changed, index=self.index)
+
+
+def secret_doc(cm: str, *connectors: str, v: int = 0) -> ConfigMapDoc:
+    data = {
+        f"{c}.json": f'{{"name": "{c}", "config": {{"connector.class": "X", "v": {v}, "p": $secrets.db.password}}}}'
+        for c in connectors
+    }
+    return ConfigMapDoc(cm, "apps", {"destination": "connect"}, data, uid=f"uid-{cm}")
+
+
+def test_a_hook_run_for_one_configmap_renders_only_it_once_the_index_knows_the_rest(tmp_path: Path) -> None:
+    w = IndexWorld(tmp_path / "index.json")
+    fleet = [secret_doc(f"m{i}", f"c{i}") for i in range(10)]
+    assert w.run_hook(fleet).ok and w.engine.runs == 10  # a full run renders and remembers all
+    fleet[3] = secret_doc("m3", "c3", v=1)
+    w.engine.runs = 0
+    report = w.run_hook(fleet, changed={"apps/m3"})
+    assert report.ok and w.engine.runs == 1 and w.fake.writes() == ["PUT /connectors/c3/config"]
+    text = w.path.read_text()
+    assert w.secret not in text and "connector.class" not in text and '"X"' not in text  # names, digests
+    assert oct(w.path.stat().st_mode & 0o777) == "0o600"
+    w.env = {"STAGE": "test"}  # other inputs: nothing the index knows is valid
+    w.engine.runs = 0
+    w.run_hook(fleet, changed={"apps/m3"})
+    assert w.engine.runs == 10
+
+
+def test_a_placeholder_in_the_scope_is_rendered_never_planned(tmp_path: Path) -> None:
+    """b (unchanged, known to the index by name only) declares x, which the ledger says a owns; a stops
+    declaring it. x is in the scope, so the run renders everything: x is written from b's real config,
+    not from a placeholder, and not pruned."""
+    w = IndexWorld(tmp_path / "index.json")
+    w.run_hook([secret_doc("a", "x")])
+    w.run_hook([secret_doc("a", "x"), secret_doc("b", "x", v=1)], changed={"apps/b"})  # a duplicate
+    assert w.fake.writes() == []
+    w.engine.runs = 0
+    report = w.run_hook([secret_doc("a", "other"), secret_doc("b", "x", v=1)], changed={"apps/a"})
+    # a rendered; b's placeholder fell in the scope, so both rendered again, for real.
+    assert report.ok and w.engine.runs == 3
+    assert sorted(w.fake.writes()) == ["POST /connectors", "PUT /connectors/x/config"]
+    assert w.fake.connectors["x"]["config"]["v"] == "1"
+    assert w.fake.connectors["x"]["config"]["p"] == w.secret
+
+
+def test_an_unreadable_or_foreign_index_is_an_empty_one(tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text("not json")
+    assert len(DeclarationIndex(tmp_path / "index.json")) == 0
+    (tmp_path / "index.json").write_text(json.dumps({"version": 99, "specs": {"a": ["b", "c"]}}))
+    assert len(DeclarationIndex(tmp_path / "index.json")) == 0
+    w = IndexWorld(tmp_path / "ro" / "index.json")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o500)  # cannot be written: the run still works, the next renders all
+    try:
+        assert w.run_hook([secret_doc("a", "c1")]).ok
+    finally:
+        (tmp_path / "ro").chmod(0o700)
