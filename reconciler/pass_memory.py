@@ -8,9 +8,10 @@ Both are caches of facts that a full pass re-establishes, never sources of truth
   default cluster, the size cap) are exactly those it was rendered with; failures are never kept, so a
   template that timed out is tried again;
 - a targeted pass reads each connector's config fresh from Connect (its existence and its config
-  decide every write); only the state and task states come from here, and only for a connector whose
-  last observed state nothing has touched since: any action on it but a config update (which keeps
-  Connect's target state) drops it, so its status is read again next time.
+  decide every write); only the state and task states come from here: as last listed, or the target
+  state this watcher's own create, pause, resume or stop set (a config write keeps it). A restart,
+  a delete or an outcome not known drops the connector, so its status is read again next time. Like
+  any listing, this goes stale when someone else acts in Connect: the full resync repairs that.
 """
 
 from __future__ import annotations
@@ -105,14 +106,25 @@ class LiveMemo:
             self._clusters[cluster] = ClusterState(cluster, connectors, state.version)
         for o in outcomes:
             held = self._clusters.get(o.action.cluster)
-            if held is None or o.action.connector not in held.connectors:
+            if held is None:
                 continue
             connectors = dict(held.connectors)
-            if o.ok and o.action.kind is ActionKind.UPDATE:
+            name, kind = o.action.connector, o.action.kind
+            if o.ok and kind is ActionKind.UPDATE:
                 continue  # a config write keeps the target state; the config itself is always re-read
-            # Deleted, created, paused, resumed, stopped, restarted, or an outcome not known: read again.
-            del connectors[o.action.connector]
+            target = _TARGET_STATE.get(kind) if o.ok else None
+            if kind is ActionKind.CREATE and o.ok:
+                target = (o.action.initial_state or DesiredState.RUNNING).value.upper()
+            if target is not None:
+                # The target state this pass just set, as Connect will report it; tasks not yet known.
+                connectors[name] = LiveConnector(name, o.action.config or {}, target)
+            else:
+                # Deleted, restarted, or an outcome not known: nothing is assumed; read it next time.
+                connectors.pop(name, None)
             self._clusters[o.action.cluster] = replace(held, connectors=connectors)
+
+
+_TARGET_STATE = {ActionKind.PAUSE: "PAUSED", ActionKind.RESUME: "RUNNING", ActionKind.STOP: "STOPPED"}
 
 
 def inputs_digest(renderer: Renderer) -> str:

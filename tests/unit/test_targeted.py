@@ -211,7 +211,6 @@ def test_a_targeted_pass_writes_exactly_what_a_full_pass_writes(case: Case) -> N
 def test_a_config_edit_costs_two_requests_and_the_next_edit_two_again() -> None:
     w = World()
     w.run([doc("a", "c1"), doc("b", "c3")])
-    w.run([doc("a", "c1"), doc("b", "c3")])  # a resync lists the states the creates left unknown
     for version in (1, 2):
         report = w.run([doc("a", "c1", v=version), doc("b", "c3")], changed={A})
         assert report.ok and w.requests() == ["GET /connectors/c1/config", "PUT /connectors/c1/config"]
@@ -221,31 +220,43 @@ def test_a_config_edit_costs_two_requests_and_the_next_edit_two_again() -> None:
 def test_an_unchanged_configmap_event_sends_one_read_and_no_write() -> None:
     w = World()
     w.run([doc("a", "c1"), doc("b", "c3")])
-    w.run([doc("a", "c1"), doc("b", "c3")])
     report = w.run([doc("a", "c1"), doc("b", "c3")], changed={A})
     assert report.ok and w.requests() == ["GET /connectors/c1/config"]
 
 
-def test_after_a_state_change_the_status_is_read_again_not_assumed() -> None:
+def test_after_its_own_state_change_the_watcher_knows_the_target_state() -> None:
     w = World()
-    w.run([doc("a", "c1")])
+    w.run([doc("a", "c1")])  # created: its target state RUNNING is known without a status read
+    report = w.run([doc("a", "c1", v=1)], changed={A})
+    assert report.ok and w.requests() == ["GET /connectors/c1/config", "PUT /connectors/c1/config"]
     paused = ConfigMapDoc(
         "a",
         "apps",
         {"destination": "connect"},
         {
             "c1.json": json.dumps(
-                {"name": "c1", "state": "paused", "config": {"connector.class": "X", "v": 0}}
+                {"name": "c1", "state": "paused", "config": {"connector.class": "X", "v": 1}}
             )
         },
     )
     w.run([paused], changed={A})
-    assert w.fake.writes() == ["PUT /connectors/c1/pause"]
-    # Someone resumes it directly in Connect; the ConfigMap is edited back to running: since the pause
-    # dropped what the watcher knew, the status is read, and the resume is sent only if it is needed.
-    w.run([doc("a", "c1")], changed={A})
+    assert w.requests() == ["GET /connectors/c1/config", "PUT /connectors/c1/pause"]
+    w.run([doc("a", "c1", v=1)], changed={A})  # back to running: PAUSED is known, the resume is sent
+    assert w.requests() == ["GET /connectors/c1/config", "PUT /connectors/c1/resume"]
+    assert w.fake.connectors["c1"]["state"] == "RUNNING"
+
+
+def test_after_a_restart_or_an_unknown_outcome_the_status_is_read_again() -> None:
+    w = World()
+    w.run([doc("a", "c1")])
+    w.fake.fail(
+        "PUT", "/connectors/c1/config", 500, {"error_code": 500, "message": "Request timed out"}, times=9
+    )
+    w.run([doc("a", "c1", v=1)], changed={A})  # the write's outcome stays unknown
+    w.fake.faults.clear()
+    w.fake.requests.clear()
+    w.run([doc("a", "c1", v=1)], changed={A})
     assert w.requests()[:2] == ["GET /connectors/c1/config", "GET /connectors/c1/status"]
-    assert w.fake.writes() == ["PUT /connectors/c1/resume"]
 
 
 def test_drift_outside_the_scope_waits_for_the_full_resync() -> None:
@@ -339,7 +350,7 @@ def test_targeted_names_cover_declared_owned_and_every_prune_candidate() -> None
     assert targeted_names({A}, desired=[d("c1", A)], ledgers=ledgers, limit=2) is None
 
 
-def test_the_live_memo_keeps_state_only_while_nothing_but_a_config_write_touched_it() -> None:
+def test_the_live_memo_keeps_listed_states_and_the_target_states_its_own_actions_set() -> None:
     memo = LiveMemo()
     listed = {n: LiveConnector(n, {}, "RUNNING") for n in ("c1", "c2", "c3")}
     memo.remember({"default": ClusterState("default", listed, "4.1.1")}, [])
@@ -347,8 +358,16 @@ def test_the_live_memo_keeps_state_only_while_nothing_but_a_config_write_touched
         Outcome(Action(ActionKind.UPDATE, "c1", "default"), ok=True),
         Outcome(Action(ActionKind.PAUSE, "c2", "default"), ok=True),
         Outcome(Action(ActionKind.UPDATE, "c3", "default"), ok=False, message="503"),
+        Outcome(Action(ActionKind.CREATE, "c4", "default", initial_state=DesiredState.STOPPED), ok=True),
     ]
     memo.remember({}, outcomes)
+    assert {n: c.state for n, c in memo.known("default").items()} == {
+        "c1": "RUNNING",
+        "c2": "PAUSED",
+        "c4": "STOPPED",
+    }  # c3's write has no known outcome: forgotten
+    memo.remember({}, [Outcome(Action(ActionKind.RESTART, "c2", "default"), ok=True)])
+    memo.remember({}, [Outcome(Action(ActionKind.DELETE, "c4", "default"), ok=True)])
     assert sorted(memo.known("default")) == ["c1"]
     read = ClusterState("default", {}, "4.1.1", observed=frozenset({"c1"}))  # Connect: 404
     memo.remember({"default": read}, [])
