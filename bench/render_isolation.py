@@ -1,5 +1,8 @@
 """Benchmark: what running templates in the jq sandbox costs against running them in-process.
 
+Both render the way the pipeline does, `Renderer.render_many` (templates batched, BATCH_SIZE per jq
+program); `in_process_alone_cold_per_s` is the old way, one jq program per template, for comparison.
+
 Renders N distinct connector templates (a few config keys, $VARS from *.properties, env, a mounted secret
 and file, string interpolation: the shapes of configmaps/) through `render_connector`, once with
 `IN_PROCESS` and once with a `JqSandbox`. "cold" is the first pass (every program compiled by libjq; for
@@ -82,19 +85,25 @@ def specs(count: int) -> list[ConnectorSpec]:
     ]
 
 
-def one_pass(batch: list[ConnectorSpec], engine: rendering.JqEngine) -> float:
-    """Seconds for one pass, sharing the arguments and the redactor the way the pipeline does."""
-    arguments = rendering.args_json(INPUTS)
-    redactor = Redactor(INPUTS.secret_values)
+def one_pass(batch: list[ConnectorSpec], engine: rendering.JqEngine, *, alone: bool = False) -> float:
+    """Seconds for one pass the way the pipeline renders (`Renderer.render_many`: templates batched,
+    arguments and redactor shared), or, `alone`, one template per jq program."""
+    renderer = rendering.Renderer(INPUTS, engine=engine, redactor=Redactor(INPUTS.secret_values))
     started = time.perf_counter()
-    for spec in batch:
-        rendering.render_connector(spec, inputs=INPUTS, engine=engine, arguments=arguments, redactor=redactor)
+    if alone:
+        for spec in batch:
+            renderer.render(spec)
+    else:
+        results = renderer.render_many(batch)
+        assert not any(isinstance(r, Exception) for r in results)
     return time.perf_counter() - started
 
 
-def measure(batch: list[ConnectorSpec], engine: rendering.JqEngine, *, passes: int) -> tuple[float, float]:
-    cold = one_pass(batch, engine)
-    warm = min(one_pass(batch, engine) for _ in range(max(passes - 1, 1)))
+def measure(
+    batch: list[ConnectorSpec], engine: rendering.JqEngine, *, passes: int, alone: bool = False
+) -> tuple[float, float]:
+    cold = one_pass(batch, engine, alone=alone)
+    warm = min(one_pass(batch, engine, alone=alone) for _ in range(max(passes - 1, 1)))
     return cold, warm
 
 
@@ -113,6 +122,8 @@ def main() -> None:
 
     rendering._compile.cache_clear()  # a cold in-process pass compiles every program
     in_cold, in_warm = measure(batch, rendering.IN_PROCESS, passes=options.passes)
+    rendering._compile.cache_clear()
+    alone_cold, _ = measure(batch, rendering.IN_PROCESS, passes=2, alone=True)
     with JqSandbox() as sandbox:
         start_s = timed(sandbox.start)
         sb_cold, sb_warm = measure(batch, sandbox, passes=options.passes)
@@ -128,6 +139,7 @@ def main() -> None:
                 "sandbox_cold_per_s": round(n / sb_cold),
                 "sandbox_warm_per_s": round(n / sb_warm),
                 "sandbox_warm_overhead_us": round((sb_warm - in_warm) / n * 1e6),
+                "in_process_alone_cold_per_s": round(n / alone_cold),
             }
         )
     )

@@ -36,12 +36,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import httpx
 import structlog
-from cloudevents.core.bindings.http import HTTPMessage, to_binary_event
-from cloudevents.core.v1.event import REQUIRED_ATTRIBUTES, CloudEvent
 
 from reconciler.clock import Clock, SystemClock
 from reconciler.core.audit import approval_record, audit_record, pass_records
@@ -49,20 +47,28 @@ from reconciler.core.redaction import Redactor
 from reconciler.errors import ConfigError
 from reconciler.telemetry import ActionEvent, Event, PassEvent
 
+if TYPE_CHECKING:
+    from cloudevents.core.bindings.http import HTTPMessage
+    from cloudevents.core.v1.event import CloudEvent
+
 log = structlog.get_logger("reconciler.audit")
 
 SOURCE_PREFIX: Final = "/connect-reconciler/"
 TYPE_TEMPLATE: Final = "io.connectreconciler.connector.{verb}.v1"
 CLUSTER_EXTENSION: Final = "connectcluster"
 DEFAULT_QUEUE_SIZE: Final = 1000
-# Attributes K_CE_OVERRIDES may not replace: the required ones, the optional ones we set, and `data`.
-_RESERVED: Final = frozenset(REQUIRED_ATTRIBUTES) | {
-    "time",
-    "subject",
-    "datacontenttype",
-    "dataschema",
-    "data",
-}
+# Attributes K_CE_OVERRIDES may not replace: the required ones (the SDK's REQUIRED_ATTRIBUTES), the
+# optional ones we set, and `data`.
+_OURS: Final = frozenset({"time", "subject", "datacontenttype", "dataschema", "data"})
+
+
+def _reserved() -> frozenset[str]:
+    # The SDK (and pydantic under it, ~7 MB) is imported only where a sink is configured.
+    from cloudevents.core.v1.event import REQUIRED_ATTRIBUTES  # noqa: PLC0415
+
+    return frozenset(REQUIRED_ATTRIBUTES) | _OURS
+
+
 _RETRIED_STATUS: Final = frozenset({408, 429})
 
 
@@ -87,8 +93,9 @@ def parse_ce_overrides(text: str | None) -> dict[str, Any]:
 
 def _checked_extensions(extensions: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    reserved = _reserved() if extensions else _OURS
     for name, value in extensions.items():
-        if not isinstance(name, str) or not _valid_extension(name) or name in _RESERVED:
+        if not isinstance(name, str) or not _valid_extension(name) or name in reserved:
             raise ConfigError(
                 f"CloudEvent extension {name!r}: names are lowercase letters and digits, not a core attribute"
             )
@@ -293,9 +300,13 @@ class AuditLog:
         }
         if record["objectRef"].get("connector"):
             attributes["subject"] = record["objectRef"]["connector"]
+        from cloudevents.core.v1.event import CloudEvent  # noqa: PLC0415 - see _reserved
+
         return CloudEvent(attributes, dict(record))
 
     def message(self, record: Mapping[str, Any], now: datetime) -> HTTPMessage:
+        from cloudevents.core.bindings.http import to_binary_event  # noqa: PLC0415 - see _reserved
+
         return to_binary_event(self.cloudevent(record, now))
 
     def _run(self) -> None:

@@ -25,6 +25,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -231,6 +232,23 @@ class JqSandbox:
                     self._remember(key, str(hit))
                 raise RenderError(str(hit)) from None
 
+    def run_batch(self, programs: Sequence[str], args_json: str) -> list[list[str] | None]:
+        """`InProcessJq.run_batch` in the child, under the same deadline and memory cap as one template.
+        Whatever stops the batch — a limit, the deadline, the child's death — sends every template of
+        it to run alone, where a limit is pinned on the template that hits it; nothing is remembered."""
+        with self._lock:
+            self._failure_key("", args_json)  # notes a change of the inputs, as `run` does
+            try:
+                child = self._sent_request({"batch": list(programs)}, args_json)
+                answer = child.receive(deadline=time.monotonic() + self.deadline_s)
+            except (TimeoutError, RenderError):
+                answer = None
+            results = answer.get("batch") if isinstance(answer, dict) else None
+            if not isinstance(results, list) or len(results) != len(programs):
+                self._discard_child()  # past the deadline, dead, out of memory, or not answering in kind
+                return [None] * len(programs)
+            return [r if isinstance(r, list) else None for r in results]
+
     def _failure_key(self, program: str, args_json: str) -> bytes:
         # Digests, not the texts: remembered failures must not keep a thousand copies of the inputs alive.
         if args_json is not self._args and args_json != self._args:
@@ -257,12 +275,16 @@ class JqSandbox:
         return self._outputs(answer)
 
     def _sent(self, program: str, args_json: str) -> _Child:
+        return self._sent_request({"program": program}, args_json)
+
+    def _sent_request(self, request: dict[str, Any], args_json: str) -> _Child:
         """The live child, holding the request. One found dead while idle (killed by someone else: no
         program of ours was running) is replaced, not blamed on this program."""
         for _ in range(2):
             child = self._live_child()
             with_args = not child.has_args
-            request = {"program": program, "args": args_json} if with_args else {"program": program}
+            if with_args:
+                request = {**request, "args": args_json}
             if child.send(_frame(request)):
                 if with_args:
                     self.args_sent += 1

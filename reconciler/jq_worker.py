@@ -10,6 +10,9 @@ Wire format, both ways: a 4-byte big-endian length, then that many bytes of UTF-
     parent -> child         {"program": str, "args"?: str}    "args" only when they change; kept until then
     child -> parent         {"outputs": [...]} | {"jq": message, "compile": bool} | {"limit": kind}
                             | {"failed": exception class name}
+    parent -> child         {"batch": [str, ...], "args"?: str}   templates for `InProcessJq.run_batch`
+    child -> parent         {"batch": [[text, ...] | null, ...]}   null: run that one alone (also
+                            where its output passes the output cap) | a limit or failure as above
 `kind` is "memory" (the child exits right after), "depth" or "output". The parent words the messages.
 """
 
@@ -114,6 +117,11 @@ def _answer(program: str, args_json: str, *, max_output_bytes: int) -> bytes:
     return frame({"outputs": outputs})
 
 
+def _answer_batch(programs: list[str], args_json: str, *, max_output_bytes: int) -> bytes:
+    results = IN_PROCESS.run_batch(programs, args_json)
+    return frame({"batch": [r if r is None or _text_bytes(r) <= max_output_bytes else None for r in results]})
+
+
 def serve(requests: BinaryIO, answers: BinaryIO, *, max_output_bytes: int, cpu_seconds: int) -> int:
     args_json = "{}"
     answers.write(frame({"ready": True}))
@@ -122,7 +130,10 @@ def serve(requests: BinaryIO, answers: BinaryIO, *, max_output_bytes: int, cpu_s
         args_json = request.get("args", args_json)
         _arm_cpu_backstop(seconds=cpu_seconds)
         try:
-            reply = _answer(request["program"], args_json, max_output_bytes=max_output_bytes)
+            if "batch" in request:
+                reply = _answer_batch(request["batch"], args_json, max_output_bytes=max_output_bytes)
+            else:
+                reply = _answer(request["program"], args_json, max_output_bytes=max_output_bytes)
         except MemoryError:
             # Whatever libjq or the interpreter half-built is suspect: answer, then make way for a fresh child.
             answers.write(_OUT_OF_MEMORY)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.rendering import Renderer
+from reconciler.errors import RenderError
 from reconciler.model import (
     ActionKind,
     ClusterState,
@@ -34,6 +35,8 @@ from reconciler.model import (
     LiveConnector,
     Outcome,
 )
+
+RenderMany = Callable[[Sequence[ConnectorSpec]], list[DesiredConnector | RenderError]]
 
 
 class RenderMemo:
@@ -47,9 +50,9 @@ class RenderMemo:
     def __len__(self) -> int:
         return len(self._kept)
 
-    def bind(self, renderer: Renderer) -> Callable[[ConnectorSpec], DesiredConnector]:
-        """`renderer.render`, answered from the memo where the same spec met the same inputs. Call once
-        per pass: entries the previous pass did not use go."""
+    def bind(self, renderer: Renderer) -> RenderMany:
+        """`renderer.render_many`, answered from the memo where the same spec met the same inputs. Call
+        once per pass: entries the previous pass did not use go."""
         redactor = renderer.redactor
         inputs = (
             renderer.arguments,
@@ -62,11 +65,19 @@ class RenderMemo:
         kept: dict[ConnectorSpec, DesiredConnector] = {}
         self._kept = kept
 
-        def render(spec: ConnectorSpec) -> DesiredConnector:
-            done = kept.get(spec) or previous.get(spec)
-            if done is None:
-                done = renderer.render(spec)  # a RenderError propagates and is not kept
-            kept[spec] = done
+        def render(specs: Sequence[ConnectorSpec]) -> list[DesiredConnector | RenderError]:
+            results: list[DesiredConnector | RenderError | None] = [
+                kept.get(s) or previous.get(s) for s in specs
+            ]
+            missing = [i for i, r in enumerate(results) if r is None]
+            for i, fresh in zip(missing, renderer.render_many([specs[i] for i in missing]), strict=True):
+                results[i] = fresh
+            done: list[DesiredConnector | RenderError] = []
+            for spec, result in zip(specs, results, strict=True):
+                assert result is not None
+                if not isinstance(result, RenderError):
+                    kept[spec] = result  # a failure is not kept: the next pass tries again
+                done.append(result)
             return done
 
         return render
@@ -175,9 +186,7 @@ class DeclarationIndex:
     def __len__(self) -> int:
         return len(self._names)
 
-    def bind(
-        self, renderer: Renderer, *, changed: frozenset[str] | None
-    ) -> Callable[[ConnectorSpec], DesiredConnector]:
+    def bind(self, renderer: Renderer, *, changed: frozenset[str] | None) -> RenderMany:
         """`renderer.render` for the changed ConfigMaps' specs and any spec the index does not know; a
         placeholder (`DesiredConnector.placeholder`) for the others. `changed` None: render every spec
         (a full run), and remember them all."""
@@ -186,18 +195,28 @@ class DeclarationIndex:
         self._inputs = inputs
         self._fresh = {}
 
-        def render(spec: ConnectorSpec) -> DesiredConnector:
-            digest = spec_digest(spec)
-            hit = known.get(digest) if changed is not None and spec.source.configmap not in changed else None
-            if hit is not None:
+        def render(specs: Sequence[ConnectorSpec]) -> list[DesiredConnector | RenderError]:
+            digests = [spec_digest(s) for s in specs]
+            results: list[DesiredConnector | RenderError | None] = []
+            for spec, digest in zip(specs, digests, strict=True):
+                unchanged = changed is not None and spec.source.configmap not in changed
+                hit = known.get(digest) if unchanged else None
+                if hit is None:
+                    results.append(None)
+                    continue
                 self._fresh[digest] = hit
                 cluster, name = hit
-                return DesiredConnector(
-                    name, {}, DesiredState.RUNNING, cluster, spec.enabled, spec.source, placeholder=True
+                results.append(
+                    DesiredConnector(
+                        name, {}, DesiredState.RUNNING, cluster, spec.enabled, spec.source, placeholder=True
+                    )
                 )
-            done = renderer.render(spec)
-            self._fresh[digest] = (done.cluster, done.name)
-            return done
+            missing = [i for i, r in enumerate(results) if r is None]
+            for i, fresh in zip(missing, renderer.render_many([specs[i] for i in missing]), strict=True):
+                results[i] = fresh
+                if not isinstance(fresh, RenderError):
+                    self._fresh[digests[i]] = (fresh.cluster, fresh.name)
+            return [r for r in results if r is not None]
 
         return render
 

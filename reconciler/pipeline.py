@@ -9,7 +9,7 @@ from an observed listing, or their DELETE answered by Connect itself (`Report.se
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -45,7 +45,7 @@ from reconciler.ownership import (
     with_restarts,
     without_clusters,
 )
-from reconciler.pass_memory import DeclarationIndex, LiveMemo, PassMemory, RenderMemo
+from reconciler.pass_memory import DeclarationIndex, LiveMemo, PassMemory, RenderMany, RenderMemo
 from reconciler.retrying import RetryPolicy
 from reconciler.runtime import Runtime
 from reconciler.telemetry import ActionEvent, PassEvent, notify
@@ -64,15 +64,15 @@ class Desired:
 
 
 def _render_specs(
-    specs: Iterable[ConnectorSpec], *, render: Callable[[ConnectorSpec], DesiredConnector]
+    specs: Sequence[ConnectorSpec], *, render: RenderMany
 ) -> tuple[list[DesiredConnector], list[Problem]]:
     desired: list[DesiredConnector] = []
     problems: list[Problem] = []
-    for spec in specs:
-        try:
-            desired.append(render(spec))
-        except RenderError as exc:
-            problems.append(Problem(str(exc), spec.source))
+    for spec, result in zip(specs, render(specs), strict=True):
+        if isinstance(result, RenderError):
+            problems.append(Problem(str(result), spec.source))
+        else:
+            desired.append(result)
     return desired, problems
 
 
@@ -84,7 +84,7 @@ def render_all(
     deleted: Iterable[ConfigMapDoc] = (),
     complete: bool = True,
     memo: RenderMemo | None = None,
-    render: Callable[[ConnectorSpec], DesiredConnector] | None = None,
+    render: RenderMany | None = None,
 ) -> Desired:
     """Render the selected ConfigMaps. `deleted` ConfigMaps (last state of a deleted or relabeled one) are
     rendered as disabled, so their connectors are deleted, unless a present ConfigMap declares the name.
@@ -97,7 +97,7 @@ def render_all(
     every pass still renders the whole set, so partial views and duplicates are found as before.
     `render` replaces both (the hook's `DeclarationIndex.bind`)."""
     if render is None:
-        render = memo.bind(renderer) if memo is not None else renderer.render
+        render = memo.bind(renderer) if memo is not None else renderer.render_many
     specs, spec_errors = select_specs(docs, selector=selector)
     problems = [Problem(str(e)) for e in spec_errors]
     desired, render_problems = _render_specs(specs, render=render)

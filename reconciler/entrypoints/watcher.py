@@ -14,6 +14,7 @@ lease stops everything and exits 1, and SIGTERM releases the lease once the loop
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -228,7 +229,27 @@ class Watcher:
         )
         if self.on_report is not None:
             self.on_report(report)
+        _return_freed_memory()
         return report
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap a pass freed back to the OS. CPython's allocator keeps freed arenas mapped: the
+    full pass after a re-list of 1,000 ConfigMaps would otherwise leave its peak as the watcher's RSS
+    for good."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:

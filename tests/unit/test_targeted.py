@@ -22,6 +22,7 @@ from reconciler.core.pruning import PruneSettings
 from reconciler.core.rendering import IN_PROCESS, Renderer
 from reconciler.core.specs import specs_from_configmap
 from reconciler.core.targeting import targeted_names
+from reconciler.errors import RenderError
 from reconciler.model import (
     Action,
     ActionKind,
@@ -316,17 +317,15 @@ def test_the_render_memo_renders_each_template_once_per_inputs() -> None:
     memo = RenderMemo()
     specs = [s for cm in (doc("a", "c1", "c2"), doc("b", "c3")) for s in _specs(cm)]
 
-    def render_all(env: dict[str, str]) -> list[DesiredConnector]:
-        render = memo.bind(Renderer(RenderInputs(env=env), engine=engine))
-        return [render(s) for s in specs]
+    def render_all(env: dict[str, str]) -> list[DesiredConnector | RenderError]:
+        return memo.bind(Renderer(RenderInputs(env=env), engine=engine))(specs)
 
     first = render_all({"X": "1"})
     assert engine.runs == 3
     assert render_all({"X": "1"}) == first and engine.runs == 3
     render_all({"X": "2"})  # rotated inputs: everything renders again
     assert engine.runs == 6
-    render = memo.bind(Renderer(RenderInputs(env={"X": "2"}), engine=engine))
-    render(specs[0])
+    memo.bind(Renderer(RenderInputs(env={"X": "2"}), engine=engine))(specs[:1])
     assert len(memo) == 1  # what the last pass did not use is gone
 
 
