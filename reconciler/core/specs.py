@@ -18,12 +18,13 @@ from itertools import takewhile
 from typing import Any
 
 import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.error import Mark
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
+from yaml.resolver import Resolver
 
 from reconciler.core.selectors import Selector
 from reconciler.errors import SourceError, SpecError
@@ -52,6 +53,8 @@ _BLOCK_FIELD = re.compile(r"(name|namespace)[ \t]*:[ \t]*['\"]?([\w.-]+)")
 _DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _REF = re.compile(r"ConfigMap ([^\s:]+)(?=[\s:]|$)")
+# PyYAML's reader refuses these (yaml.reader.Reader.NON_PRINTABLE): such a text takes the Python path.
+_NOT_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 
 
 def error_ref(error: BaseException) -> str | None:
@@ -86,27 +89,27 @@ def _describe(value: Any) -> str:
 # --- YAML ------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses what kubectl refuses (a key twice in one mapping) and what would exhaust
-    memory or the stack of whoever walks the result (alias bombs, recursive aliases, deep nesting)."""
+class _Strict:
+    """The checks of a strict loader (mixed into the pure-Python one and the libyaml one): refuse what
+    kubectl refuses (a key twice in one mapping) and what would exhaust memory or the stack of whoever
+    walks the result (alias bombs, recursive aliases, deep nesting). They run in PyYAML's Python
+    composer, which both loaders share; only where the events come from differs."""
 
-    def __init__(self, stream: str, *, first_line: int = 0) -> None:
-        super().__init__(stream)
-        self.line = first_line  # marks, hence error messages, count the lines of the file
+    def _start_checks(self) -> None:
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for once aliases are expanded
         self._alias_nodes = 0
         self._checked: set[int] = set()
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        if self.check_event(AliasEvent):
+        if self.check_event(AliasEvent):  # type: ignore[attr-defined]
             return self._compose_alias(parent, index)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 mark = self._next_mark()
                 raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
-            node = super().compose_node(parent, index)
+            node: Node | None = super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self._depth -= 1
         if node is not None:
@@ -114,13 +117,13 @@ class _StrictLoader(yaml.SafeLoader):
         return node
 
     def _next_mark(self) -> Mark:
-        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        event = self.peek_event()  # type: ignore[attr-defined]
         mark: Mark = event.start_mark
         return mark
 
     def _compose_alias(self, parent: Node | None, index: int) -> Node | None:
         mark = self._next_mark()
-        node = super().compose_node(parent, index)
+        node: Node | None = super().compose_node(parent, index)  # type: ignore[misc]
         size = self._sizes.get(id(node)) if node is not None else 0
         if size is None:  # the anchored node is still being composed: it would contain itself
             raise ComposerError(None, None, "recursive alias (an anchor used inside itself)", mark)
@@ -131,7 +134,7 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:
-            return super().construct_object(node, deep=deep)
+            return super().construct_object(node, deep=deep)  # type: ignore[misc]
         except (ValueError, OverflowError) as exc:  # PyYAML's own constructors: a 2024-13-45 timestamp
             shown = f" {node.value[:40]!r}" if isinstance(node, ScalarNode) else ""
             problem = f"cannot read {node.tag.rsplit(':', 1)[-1]}{shown}: {exc}"
@@ -143,7 +146,7 @@ class _StrictLoader(yaml.SafeLoader):
         if id(node) not in self._checked:
             self._checked.add(id(node))
             self._refuse_duplicate_keys(node)
-        super().flatten_mapping(node)
+        super().flatten_mapping(node)  # type: ignore[misc]
 
     def _refuse_duplicate_keys(self, node: MappingNode) -> None:
         seen: dict[tuple[type, Any], Mark] = {}
@@ -157,6 +160,43 @@ class _StrictLoader(yaml.SafeLoader):
                 problem = f"duplicate key {_quoted(key)} (first at line {first})"
                 raise ConstructorError(None, None, problem, key_node.start_mark)
             seen[ident] = key_node.start_mark
+
+
+class _StrictLoader(_Strict, yaml.SafeLoader):
+    """The pure-Python strict loader: its messages are the ones users see (and the corpus pins)."""
+
+    def __init__(self, stream: str, *, first_line: int = 0) -> None:
+        super().__init__(stream)
+        self.line = first_line  # marks, hence error messages, count the lines of the file
+        self._start_checks()
+
+
+def _libyaml_parser() -> type | None:
+    try:
+        from yaml._yaml import CParser  # noqa: PLC0415 - PyYAML built without libyaml has none
+    except ImportError:
+        return None
+    parser: type = CParser
+    return parser
+
+
+_CParser = _libyaml_parser()
+_FastStrictLoader: type | None = None
+if _CParser is not None:  # libyaml's scanner and parser are several times faster than PyYAML's
+
+    class _CStrictLoader(_Strict, Composer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc,valid-type]
+        """libyaml's events, PyYAML's composer (so the checks above run), the same constructor and
+        resolver as SafeLoader. Used for documents that load cleanly: on any error the document is
+        loaded again by `_StrictLoader`, so every message is exactly the pure-Python one."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)  # type: ignore[misc]
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._start_checks()
+
+    _FastStrictLoader = _CStrictLoader
 
 
 def _children(node: Node) -> Iterator[Node]:
@@ -205,12 +245,22 @@ def split_documents(text: str) -> list[tuple[int, str]]:
     return chunks
 
 
-def _load_document(text: str, first_line: int) -> Any:
-    loader = _StrictLoader(text, first_line=first_line)
+def _load_document(text: str, first_line: int, *, fast: bool = True) -> Any:
+    """One document. With libyaml (`fast`), a document that loads cleanly is loaded by it; any error,
+    and any character PyYAML's reader refuses, goes to the pure-Python loader for its exact message."""
+    if fast and _FastStrictLoader is not None and not _NOT_PRINTABLE.search(text):
+        loader = _FastStrictLoader(text)
+        try:
+            return loader.get_single_data()
+        except (yaml.YAMLError, RecursionError, ValueError):
+            pass
+        finally:
+            loader.dispose()
+    slow = _StrictLoader(text, first_line=first_line)
     try:
-        return loader.get_single_data()
+        return slow.get_single_data()
     finally:
-        loader.dispose()
+        slow.dispose()
 
 
 def _error_line(exc: Exception, text: str, first_line: int) -> int | None:
