@@ -13,6 +13,7 @@ Messages name the limit, never the program or its inputs (they hold secret value
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -182,6 +183,7 @@ class JqSandbox:
         self.start_seconds = 0.0  # how long the latest child took until it was ready
         self._lock = threading.Lock()
         self._child: _Child | None = None
+        self._launched: tuple[_Child, float] | None = None  # started by `launch`, not yet ready
         self._args: str | None = None
         self._args_digest = b""
         self._failures: OrderedDict[bytes, str] = OrderedDict()
@@ -333,15 +335,24 @@ class JqSandbox:
     def _memory_message(self) -> str:
         return f"the template needed more than {self.memory_bytes / 2**20:g} MiB of memory"
 
+    def launch(self) -> None:
+        """Start the child without waiting for it: it loads while the caller reads its inputs, and the
+        first `run` waits only for what is left of its start. A failure to start shows at that `run`."""
+        with self._lock:
+            if self._child is None and self._launched is None:
+                with contextlib.suppress(OSError):
+                    self._launched = (_Child(self._argv), time.monotonic())
+
     def _live_child(self) -> _Child:
         if self._child is None:
             self._child = self._spawn()
         return self._child
 
     def _spawn(self) -> _Child:
-        started = time.monotonic()
+        launched, self._launched = self._launched, None
+        started = launched[1] if launched is not None else time.monotonic()
         try:
-            child = _Child(self._argv)
+            child = launched[0] if launched is not None else _Child(self._argv)
         except OSError as exc:
             raise RenderError(
                 f"the jq sandbox could not start: {exc.strerror or type(exc).__name__}"
@@ -361,3 +372,6 @@ class JqSandbox:
         if self._child is not None:
             self._child.kill()
             self._child = None
+        if self._launched is not None:
+            self._launched[0].kill()
+            self._launched = None

@@ -71,12 +71,15 @@ def _retry_policy(settings: Settings, clock: Clock, on_progress: Callable[[], No
 
 
 def jq_sandbox(settings: RenderSettings) -> JqSandbox:
-    """The process templates run in: a template past its deadline or memory cap is killed, not us."""
-    return JqSandbox(
+    """The process templates run in: a template past its deadline or memory cap is killed, not us. It
+    is launched at once, so it loads (~0.08 s) while the ConfigMaps are read."""
+    sandbox = JqSandbox(
         deadline_s=settings.timeout_s,
         memory_bytes=settings.memory_mib * 2**20,
         max_output_bytes=settings.max_config_bytes,
     )
+    sandbox.launch()
+    return sandbox
 
 
 def prune_settings(settings: LedgerSettings) -> PruneSettings:

@@ -274,3 +274,15 @@ def test_the_workers_cpu_backstop_ends_an_orphaned_run() -> None:
         child.wait()
         child.stdin.close()
         child.stdout.close()
+
+
+def test_a_launched_child_loads_meanwhile_and_serves_the_first_run() -> None:
+    with JqSandbox() as box:
+        box.launch()
+        launched = box._launched
+        assert launched is not None and box.pid is None  # started, not yet waited for
+        assert box.run(wrap_program("1 + 1"), args_json(RenderInputs())) == [["2"]]
+        assert box.starts == 1 and box.pid == launched[0].pid
+    with JqSandbox() as box:
+        box.launch()
+    assert box._launched is None  # closing kills a child that was launched and never used
