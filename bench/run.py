@@ -143,6 +143,7 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         "requests": len(records),
         "writes": sum(1 for r in records if r.method != "GET"),
         "by_method": dict(sorted(by_method.items())),
+        "conflicts_409": sum(1 for r in records if r.upstream_status == 409),
     }
 
 
@@ -310,6 +311,36 @@ def measure_cli(
     return {"cold_apply": cold, "in_sync_apply": insync}
 
 
+def measure_concurrency(
+    n: int,
+    values: list[int],
+    *,
+    work: Path,
+    proxy: FaultProxy,
+    clock: ProxyClock,
+    http: httpx.Client,
+    data_dir: Path,
+) -> list[dict[str, Any]]:
+    """The cold-create curve: a cold `apply` of N with `--max-in-flight` at each value, from empty."""
+    prefix = f"k{n}"
+    cms, props = write_fixtures(work, prefix, n)
+    env, log = child_env(data_dir), work / f"{prefix}-curve.log"
+    curve = []
+    for value in values:
+        delete_connectors(http, prefix)
+        cmd = [str(CLI), "apply", str(cms), "--properties-dir", str(props), "--connect-url", proxy.url]
+        cmd += ["--max-in-flight", str(value)]
+        proxy.clear_records()
+        clock.reset()
+        run = run_child(cmd, env=env, log=log) | summarize(proxy.snapshot())
+        run["max_in_flight"] = value
+        run["connect_upstream_s"] = round(clock.upstream_seconds, 3)
+        run["connectors_after"] = len(connector_names(http, prefix))
+        curve.append(run)
+    delete_connectors(http, prefix)
+    return curve
+
+
 def measure_watcher(
     n: int,
     edits: int,
@@ -402,6 +433,115 @@ def measure_watcher(
     }
 
 
+def _hook_object(prefix: str, i: int, version: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{prefix}-cm-{i}",
+            "namespace": "bench",
+            "labels": {"destination": "connect"},
+            "resourceVersion": str(version),
+        },
+        "data": {DATA_KEY: template(prefix, i, version=version)},
+    }
+
+
+def measure_hook(
+    n: int, edits: int, *, work: Path, proxy: FaultProxy, http: httpx.Client, data_dir: Path
+) -> dict[str, Any]:
+    """The shell-operator hook as shell-operator runs it: `hooks/connect-reconciler` in a subprocess with
+    a binding-context file holding the snapshot of N ConfigMaps. First a Synchronization (creates N),
+    then one in-sync `Modified` Event, then `edits` Events that each change one ConfigMap (one PUT)."""
+    prefix = f"h{n}"
+    _, props = write_fixtures(work, prefix, 0)
+    versions = dict.fromkeys(range(n), 0)
+    env = child_env(data_dir) | {
+        "CONNECT_RECONCILER_CONNECT_URL": proxy.url,
+        "CONNECT_RECONCILER_PROPERTIES_DIR": str(props),
+        "CONNECT_RECONCILER_HOOK_INDEX": str(work / f"{prefix}-index.json"),
+    }
+    context = work / f"{prefix}-context.json"
+
+    def snapshot() -> list[dict[str, Any]]:
+        return [{"object": _hook_object(prefix, i, v)} for i, v in versions.items()]
+
+    def run_hook(contexts: list[dict[str, Any]]) -> dict[str, Any]:
+        context.write_text(json.dumps(contexts))
+        proxy.clear_records()
+        result = run_child(
+            [sys.executable, str(ROOT / "hooks" / "connect-reconciler")],
+            env=env | {"BINDING_CONTEXT_PATH": str(context)},
+            log=work / f"{prefix}-hook.log",
+        )
+        return result | summarize(proxy.snapshot())
+
+    def event(i: int) -> list[dict[str, Any]]:
+        obj = _hook_object(prefix, i, versions[i])
+        return [
+            {
+                "binding": "connector-configmaps",
+                "type": "Event",
+                "watchEvent": "Modified",
+                "object": obj,
+                "snapshots": {"connector-configmaps": snapshot()},
+            }
+        ]
+
+    sync = run_hook([{"binding": "connector-configmaps", "type": "Synchronization", "objects": snapshot()}])
+    in_sync = run_hook(event(0))
+    runs = []
+    for k in range(edits):
+        i = (k * 7919) % n
+        versions[i] += 1
+        runs.append(run_hook(event(i)))
+    delete_connectors(http, prefix)
+    walls = [r["wall_s"] for r in runs]
+    return {
+        "synchronization": sync,
+        "in_sync_event": in_sync,
+        "edit_events": {
+            "count": len(runs),
+            "wall_s_median": statistics.median(walls) if walls else None,
+            "wall_s_max": max(walls) if walls else None,
+            "cpu_s_median": statistics.median(r["cpu_s"] for r in runs) if runs else None,
+            "max_rss_mib_max": max(r["max_rss_mib"] for r in runs) if runs else None,
+            "requests": sorted({r["requests"] for r in runs}),
+            "writes": sorted({r["writes"] for r in runs}),
+            "exit_codes": sorted({r["exit_code"] for r in runs}),
+        },
+    }
+
+
+def measure_watcher_pass(n: int, *, work: Path, proxy: FaultProxy, http: httpx.Client) -> dict[str, Any]:
+    """`bench/watcher_pass.py` (the watcher's pass loop in-process: CPU per pass, RSS over 1,000
+    targeted passes) through the proxy."""
+    out = work / f"watcher-pass-{n}.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.watcher_pass",
+            "--count",
+            str(n),
+            "--edits",
+            "1000",
+            "--connect-url",
+            proxy.url,
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1200,
+    )
+    delete_connectors(http, "wpass")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def measure_render(n: int, *, log: Path) -> dict[str, Any]:
     """`bench/render_isolation.py` as a subprocess (its JSON), then jq compile time per template here."""
     result = subprocess.run(
@@ -421,11 +561,18 @@ def measure_render(n: int, *, log: Path) -> dict[str, Any]:
         started = time.perf_counter()
         jq.compile(program, args=arguments)
         times.append(time.perf_counter() - started)
+    users = [spec.program for spec in render_isolation.specs(n)]
+    started = time.perf_counter()
+    for at in range(0, n, rendering.BATCH_SIZE):
+        jq.compile(rendering.batch_program(users[at : at + rendering.BATCH_SIZE]), args=arguments)
+    batched = time.perf_counter() - started
     return {
         "render_isolation": isolation,
         "jq_compile_us_mean": round(statistics.fmean(times) * 1e6),
         "jq_compile_us_median": round(statistics.median(times) * 1e6),
         "jq_compile_total_s": round(sum(times), 3),
+        "jq_compile_batched_us_per_template": round(batched / n * 1e6),
+        "jq_compile_batched_total_s": round(batched, 3),
     }
 
 
@@ -550,6 +697,71 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{r['jq_compile_us_mean']} / {r['jq_compile_us_median']} µs",
             ),
         ]
+        if "jq_compile_batched_us_per_template" in r:
+            out.append(
+                (
+                    f"jq compile per template, {rendering.BATCH_SIZE} per program (how the pipeline renders)",
+                    f"{r['jq_compile_batched_us_per_template']} µs",
+                )
+            )
+        if "in_process_alone_cold_per_s" in iso:
+            out.append(
+                (
+                    "render, in-process, one program per template: cold",
+                    f"{iso['in_process_alone_cold_per_s']:,} templates/s",
+                )
+            )
+    wp = result.get("watcher_pass")
+    if wp:
+        warm, targeted = wp["warm_full"], wp["targeted"]
+        out += [
+            (
+                "watcher pass in-process, warm full resync: CPU / wall (median)",
+                f"{warm['cpu_s_median']:.3f} / {warm['wall_s_median']:.3f} s, requests {warm['requests']}, writes {warm['writes']}",
+            ),
+            (
+                "watcher pass in-process, targeted at one edited ConfigMap: CPU / wall (median)",
+                f"{targeted['cpu_s_median']:.3f} / {targeted['wall_s_median']:.3f} s, requests {targeted['requests']}, writes {targeted['writes']}",
+            ),
+        ]
+        if "rss_mib" in wp:
+            m = wp["rss_mib"]
+            out.append(
+                (
+                    f"watcher pass in-process RSS, own / jq child: before and after {targeted['runs']} targeted passes",
+                    f"{m['before_own']} / {m['before_child']} -> {m['after_own']} / {m['after_child']} MiB",
+                )
+            )
+    h = result.get("hook")
+    if h:
+        sync, ins, ev = h["synchronization"], h["in_sync_event"], h["edit_events"]
+        out += [
+            (
+                "hook, Synchronization (creates N): wall / CPU / max RSS",
+                f"{sync['wall_s']:.2f} s / {sync['cpu_s']:.2f} s / {sync['max_rss_mib']} MiB",
+            ),
+            (
+                "hook, one in-sync Modified Event: wall / requests",
+                f"{ins['wall_s']:.2f} s / {ins['requests']} {methods(ins['by_method'])}",
+            ),
+            (
+                f"hook, one edited ConfigMap per Event ({ev['count']} runs): wall median / max, CPU, RSS",
+                f"{ev['wall_s_median']:.2f} / {ev['wall_s_max']:.2f} s, {ev['cpu_s_median']:.2f} s, {ev['max_rss_mib_max']} MiB",
+            ),
+            (
+                "hook, per edit Event: requests / writes / exit codes",
+                f"{ev['requests']} / {ev['writes']} / {ev['exit_codes']}",
+            ),
+        ]
+    curve = result.get("concurrency")
+    if curve:
+        for run in curve:
+            out.append(
+                (
+                    f"cold apply, --max-in-flight {run['max_in_flight']}: wall / Connect summed / 409s / exit",
+                    f"{run['wall_s']:.2f} s / {run['connect_upstream_s']:.2f} s / {run['conflicts_409']} / {run['exit_code']}",
+                )
+            )
     return out
 
 
@@ -623,6 +835,10 @@ def main(argv: list[str] | None = None) -> int:
         "--out", default="docs/benchmarks.md", help="Markdown report; the JSON goes next to it"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (fixtures, kit data, logs)")
+    parser.add_argument(
+        "--concurrency", default="1,2,4,8", help="--max-in-flight values for the cold-create curve ('' skips)"
+    )
+    parser.add_argument("--hook-edits", type=int, default=20, help="hook runs with one edited ConfigMap each")
     options = parser.parse_args(argv)
     sizes, edits = parse_ints(options.sizes), parse_ints(options.edits)
     if len(edits) == 1:
@@ -689,6 +905,23 @@ def main(argv: list[str] | None = None) -> int:
                 result["watcher"] = measure_watcher(
                     n, e, work=work, proxy=proxy, clock=clock, http=http, api=api, data_dir=data_dir
                 )
+                progress(f"N={n}: watcher passes in-process")
+                result["watcher_pass"] = measure_watcher_pass(n, work=work, proxy=proxy, http=http)
+                progress(f"N={n}: hook, {options.hook_edits} edit events")
+                result["hook"] = measure_hook(
+                    n, options.hook_edits, work=work, proxy=proxy, http=http, data_dir=data_dir
+                )
+                if options.concurrency and n == max(sizes):
+                    progress(f"N={n}: cold-create curve at --max-in-flight {options.concurrency}")
+                    result["concurrency"] = measure_concurrency(
+                        n,
+                        parse_ints(options.concurrency),
+                        work=work,
+                        proxy=proxy,
+                        clock=clock,
+                        http=http,
+                        data_dir=data_dir,
+                    )
                 report["results"] = [r for r in results.values() if "cli" in r]
                 report["total_s"] = time.perf_counter() - started
                 save(report, out)

@@ -66,6 +66,18 @@ def docs(n: int, *, edited: dict[int, int] | None = None) -> list[ConfigMapDoc]:
     ]
 
 
+def rss_mib(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def child_cpu(pid: int | None) -> float:
     if pid is None:
         return 0.0
@@ -169,12 +181,20 @@ def main(argv: list[str] | None = None) -> int:
             result["warm_full"] = summary([bench.one(fleet) for _ in range(options.passes)])
             edits: list[dict[str, Any]] = []
             versions: dict[int, int] = {}
+            before = (rss_mib(os.getpid()), rss_mib(getattr(bench.engine, "pid", None)))
             for k in range(options.edits):
                 i = (k * 37) % n
                 versions[i] = k + 1
                 fleet = docs(n, edited=versions)
                 edits.append(bench.one(fleet, changed={f"bench/{PREFIX}-cm-{i}"}))
             result["targeted"] = summary(edits)
+            after = (rss_mib(os.getpid()), rss_mib(getattr(bench.engine, "pid", None)))
+            result["rss_mib"] = {
+                "before_own": before[0],
+                "before_child": before[1],
+                "after_own": after[0],
+                "after_child": after[1],
+            }
             if options.profile:
                 out = Path(options.profile)
                 out.mkdir(parents=True, exist_ok=True)

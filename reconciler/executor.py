@@ -1,4 +1,5 @@
-"""Plan -> writes to Kafka Connect, one connector at a time; returns an Outcome per action.
+"""Plan -> writes to Kafka Connect, up to `max_in_flight` connectors per cluster at a time (1: one after
+the other); returns an Outcome per action, in plan order.
 
 I/O (through ConnectClient). One connector's failure never stops the others; within a connector, a
 failed action skips the ones after it (no pause after a rejected update). Rules that keep "done" true:
@@ -19,8 +20,10 @@ failed action skips the ones after it (no pause after a rejected update). Rules 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import structlog
@@ -33,7 +36,7 @@ from reconciler.errors import (
     ConnectUnavailable,
     ShuttingDown,
 )
-from reconciler.model import Action, ActionKind, CreateMethod, DesiredState, Outcome, Plan
+from reconciler.model import Action, ActionKind, ConnectorPlan, CreateMethod, DesiredState, Outcome, Plan
 from reconciler.retrying import RetryPolicy
 
 log = structlog.get_logger("reconciler.executor")
@@ -153,20 +156,34 @@ def apply_plan(
     retry: RetryPolicy,
     on_outcome: Callable[[Outcome], None] | None = None,
     should_continue: Callable[[], bool] = lambda: True,
+    max_in_flight: int = 1,
 ) -> list[Outcome]:
-    """`should_continue` is asked before every action: a shutdown finishes the action in flight only."""
-    outcomes: list[Outcome] = []
-    open_breakers: dict[str, str] = {}  # cluster -> the failure that opened it
-    for connector_plan in plan.connectors:
+    """`should_continue` is asked before every action: a shutdown finishes the actions in flight only.
+
+    Up to `max_in_flight` connectors per cluster are worked on at once (each connector's actions stay
+    in order, one after the other); `on_outcome` is called from one thread at a time, and the outcomes
+    come back in plan order whatever order they finished in."""
+    breakers: dict[str, str] = {}  # cluster -> the failure that opened it
+    lock = threading.Lock()
+
+    def report(outcome: Outcome) -> None:
+        if on_outcome is not None:
+            with lock:
+                on_outcome(outcome)
+
+    def one_connector(connector_plan: ConnectorPlan) -> list[Outcome]:
         client = clients[connector_plan.cluster]
+        done: list[Outcome] = []
         for action in connector_plan.actions:
             if not should_continue():
-                return outcomes
-            if action.cluster in open_breakers:
+                break
+            with lock:
+                opened = breakers.get(action.cluster)
+            if opened is not None:
                 outcome = Outcome(
                     action,
                     ok=False,
-                    message=f"skipped: cluster {action.cluster} is unavailable ({open_breakers[action.cluster]})",
+                    message=f"skipped: cluster {action.cluster} is unavailable ({opened})",
                     retryable=True,
                     skipped=True,
                 )
@@ -175,10 +192,40 @@ def apply_plan(
                 outcome = execute_action(action, client, retry=retry)
                 outcome = replace(outcome, duration_s=round(time.perf_counter() - started, 6))
                 if outcome.unavailable:
-                    open_breakers[action.cluster] = outcome.message
-            outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
+                    with lock:
+                        breakers.setdefault(action.cluster, outcome.message)
+            done.append(outcome)
+            report(outcome)
             if not outcome.ok:
                 break
-    return outcomes
+        return done
+
+    if max_in_flight <= 1:
+        outcomes: list[Outcome] = []
+        for connector_plan in plan.connectors:
+            if not should_continue():
+                break
+            outcomes += one_connector(connector_plan)
+        return outcomes
+    # One bounded pool per cluster, so a slow cluster never holds up another's share.
+    by_cluster: dict[str, list[int]] = {}
+    for i, connector_plan in enumerate(plan.connectors):
+        if connector_plan.actions:
+            by_cluster.setdefault(connector_plan.cluster, []).append(i)
+    results: dict[int, list[Outcome]] = {}
+    pools = [
+        ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix=f"apply-{cluster}")
+        for cluster in by_cluster
+    ]
+    try:
+        futures = {
+            i: pool.submit(one_connector, plan.connectors[i])
+            for pool, indexes in zip(pools, by_cluster.values(), strict=True)
+            for i in indexes
+        }
+        for i, future in futures.items():
+            results[i] = future.result()
+    finally:
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return [o for i in sorted(results) for o in results[i]]

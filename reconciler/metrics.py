@@ -467,10 +467,11 @@ class Metrics:
             log.warning("metrics: response not counted", error=type(exc).__name__)
 
     def _flush_in_flight(self) -> None:
-        """The pass is over: this thread's requests still unanswered got no response."""
-        me = threading.get_ident()
+        """The pass is over: the requests still unanswered of this thread, and of the executor's worker
+        threads (gone with the pass), got no response."""
+        live = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
         with self._lock:
-            gone = [k for k in self._in_flight if k[1] == me]
+            gone = [k for k in self._in_flight if k[1] not in live]
             unanswered = [(k[0], self._in_flight.pop(k)[1]) for k in gone]
         for cluster, method in unanswered:
             self.requests_total.labels(cluster, method, ERROR_CODE).inc()

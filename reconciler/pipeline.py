@@ -460,6 +460,7 @@ def reconcile(
         retry=rt.retry,
         on_outcome=on_outcome,
         should_continue=lambda: rt.should_continue,
+        max_in_flight=rt.max_in_flight,
     )
     if memory is not None:
         memory.live.remember(live, outcomes)

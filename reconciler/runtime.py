@@ -56,6 +56,7 @@ class Runtime:
     restart: AutoRestart = field(default_factory=AutoRestart)  # the default policy; templates override
     observers: tuple[Observer, ...] = ()  # audit, Events, metrics (`telemetry.py`)
     may_write: Callable[[], bool] = lambda: True  # leader election: False once the lease may be lost
+    max_in_flight: int = 1  # connectors written at once per cluster
 
     @property
     def should_continue(self) -> bool:
@@ -198,6 +199,7 @@ def open_runtime(
             prune=prune_settings(settings.ledger),
             observers=tuple(observers),
             may_write=may_write or (lambda: True),
+            max_in_flight=settings.connect.max_in_flight,
             restart=AutoRestart(
                 enabled=settings.ledger.auto_restart, max_restarts=settings.ledger.max_restarts
             ),

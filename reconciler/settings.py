@@ -42,6 +42,7 @@ class ConnectSettings:
     url: str | None = None
     clusters_file: str | None = None
     retry_seconds: float = 120.0
+    max_in_flight: int = 8  # connectors written at once per cluster (docs/benchmarks.md: the curve)
     username: str | None = None
     password: str | None = field(default=None, repr=False)
 

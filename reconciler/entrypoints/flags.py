@@ -110,6 +110,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--clusters-file", "YAML file naming Connect clusters with URL, auth and TLS", scope=REMOTE),
     Flag("--retry-seconds", "total time budget for retrying one request", "120", REMOTE, kind=float),
     Flag(
+        "--max-in-flight",
+        "connectors written at once per Connect cluster (each connector's steps stay in order)",
+        "8",
+        REMOTE,
+        kind=int,
+    ),
+    Flag(
         "--namespace",
         "namespace to watch (repeatable; '*' = all namespaces; default: default)",
         None,
@@ -295,6 +302,7 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             url=url,
             clusters_file=values.get("clusters_file"),
             retry_seconds=float(values.get("retry_seconds", 120.0)),
+            max_in_flight=max(1, int(values.get("max_in_flight", 8))),
             username=username,
             password=password,
         ),

@@ -357,11 +357,17 @@ def test_an_unavailable_cluster_opens_the_breaker_and_exit_1_tells_the_truth(
             fleet.declare()
             proxy.set_rules([FaultRule(Fault.LB_503, method=WRITES)])
             started = time.monotonic()
-            code, out, _ = fleet.ws.cli("apply", "--retry-seconds", "2")
+            code, out, _ = fleet.ws.cli("apply", "--retry-seconds", "2", "--max-in-flight", "1")
             elapsed = time.monotonic() - started
             assert code == 1 and proxy.forwarded_writes() == []
             assert out.count("SKIPPED") == 5 and "skipped: cluster default is unavailable" in out
             assert elapsed < 15, f"{elapsed:.1f} s: every action waited out the budget"
+            # With the default 8 in flight the first actions spend the budget side by side: still one
+            # budget's wait in all, nothing written, and exit 1.
+            again = time.monotonic()
+            code, out, _ = fleet.ws.cli("apply", "--retry-seconds", "2")
+            assert code == 1 and proxy.forwarded_writes() == []
+            assert time.monotonic() - again < 15 and "6 error(s)" in out
             proxy.clear()
             runs, seconds = converge(fleet)
             fleet.assert_no_duplicate_writes(proxy.forwarded_writes())

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 
 from reconciler.executor import apply_plan, execute_action
-from reconciler.model import Action, ActionKind, ConnectorPlan, CreateMethod, DesiredState, Plan, Report
+from reconciler.model import (
+    Action,
+    ActionKind,
+    ConnectorPlan,
+    CreateMethod,
+    DesiredState,
+    Outcome,
+    Plan,
+    Report,
+)
 from reconciler.retrying import RetryPolicy
 from tests.fake_connect import FakeConnect
 
@@ -187,3 +199,110 @@ def test_failures_say_whether_running_again_could_help() -> None:
     )
     report = Report(plan, tuple(apply_plan(plan, {"default": fake.client()}, retry=NO_WAIT)), dry_run=False)
     assert [(p.connector, p.retryable) for p in report.problems] == [("c", False), ("d", True)]
+
+
+# --- several connectors in flight --------------------------------------------------------------------
+
+
+def _creates(names: list[str], *, paused: tuple[str, ...] = ()) -> Plan:
+    def actions(n: str) -> tuple[Action, ...]:
+        create = Action(ActionKind.CREATE, n, "default", {**CFG, "name": n}, DesiredState.RUNNING, POST)
+        return (create, Action(ActionKind.PAUSE, n, "default")) if n in paused else (create,)
+
+    return Plan(tuple(ConnectorPlan(n, "default", None, actions(n)) for n in names))
+
+
+class Gate:
+    """A transport that holds each POST until `width` are in flight at once (or 5 s passed), recording
+    the most it saw: proof that requests overlap, without a test that can hang."""
+
+    def __init__(self, fake: FakeConnect, width: int) -> None:
+        self.fake, self.width = fake, width
+        self.lock = threading.Lock()
+        self.in_flight = self.most = 0
+        self.all_in = threading.Event()
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+                if self.in_flight >= self.width:
+                    self.all_in.set()
+            self.all_in.wait(5)
+            with self.lock:
+                self.in_flight -= 1
+        with self.lock:  # FakeConnect itself is not thread-safe
+            return self.fake.handle(request)
+
+
+def test_several_connectors_are_written_at_once_each_one_in_order_and_reported_one_at_a_time() -> None:
+    fake = FakeConnect()
+    gate = Gate(fake, width=4)
+    client = fake.client()
+    client.http._transport = httpx.MockTransport(gate.handle)
+    names = [f"c{i}" for i in range(12)]
+    reporting = threading.Lock()
+    seen: list[tuple[str, str]] = []
+
+    def on_outcome(outcome: Outcome) -> None:
+        assert reporting.acquire(blocking=False), "on_outcome entered by two threads at once"
+        try:
+            seen.append((outcome.action.connector, outcome.action.kind.value))
+            time.sleep(0.001)
+        finally:
+            reporting.release()
+
+    plan = _creates(names, paused=("c3", "c7"))
+    outcomes = apply_plan(plan, {"default": client}, retry=NO_WAIT, on_outcome=on_outcome, max_in_flight=4)
+    assert gate.most == 4  # four creates overlapped, never more
+    assert [(o.action.connector, o.action.kind.value) for o in outcomes] == [
+        (n, k) for n in names for k in (("create", "pause") if n in ("c3", "c7") else ("create",))
+    ]  # plan order, whatever order they finished in
+    assert all(o.ok for o in outcomes) and sorted(seen) == sorted(
+        (o.action.connector, o.action.kind.value) for o in outcomes
+    )
+    for n in ("c3", "c7"):
+        assert seen.index((n, "create")) < seen.index((n, "pause"))  # one connector's steps in order
+        assert fake.connectors[n]["state"] == "PAUSED"
+
+
+def test_in_flight_the_gate_and_the_breaker_still_hold() -> None:
+    fake = FakeConnect()
+    names = [f"c{i}" for i in range(10)]
+    writes = {"n": 0}
+    lock = threading.Lock()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        with lock:
+            writes["n"] += request.method == "POST"
+            return fake.handle(request)
+
+    client = fake.client()
+    client.http._transport = httpx.MockTransport(handle)
+    outcomes = apply_plan(
+        _creates(names),
+        {"default": client},
+        retry=NO_WAIT,
+        should_continue=lambda: writes["n"] < 3,
+        max_in_flight=2,
+    )
+    assert 3 <= len(outcomes) <= 4 and len(fake.connectors) == len(outcomes)  # the ones in flight finish
+    down = FakeConnect()
+    down.fail("POST", "/connectors", 503, "", times=1000)
+    outcomes = apply_plan(_creates(names), {"default": down.client()}, retry=NO_WAIT, max_in_flight=3)
+    assert len(outcomes) == 10 and not any(o.ok for o in outcomes)
+    assert sum(o.skipped for o in outcomes) >= 10 - 3  # once one gave up, the rest were skipped at once
+
+
+def test_max_in_flight_comes_from_the_flag_or_its_environment_variable_default_8() -> None:
+    from reconciler.entrypoints.flags import settings_from_environ  # noqa: PLC0415
+    from reconciler.runtime import open_runtime  # noqa: PLC0415
+
+    assert settings_from_environ({}).connect.max_in_flight == 8
+    settings = settings_from_environ(
+        {"CONNECT_RECONCILER_MAX_IN_FLIGHT": "3", "CONNECT_RECONCILER_CONNECT_URL": "http://connect.test"}
+    )
+    with open_runtime(settings, environ={}) as rt:
+        assert rt.max_in_flight == 3
+    assert settings_from_environ({"CONNECT_RECONCILER_MAX_IN_FLIGHT": "0"}).connect.max_in_flight == 1
