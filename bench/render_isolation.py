@@ -73,6 +73,20 @@ INPUTS = RenderInputs(
 )
 
 
+SIMPLE = (
+    '{"name": "simple-\\(ID)", "config": {"connector.class": '
+    '"org.apache.kafka.connect.file.FileStreamSourceConnector", "tasks.max": "1", "topic": "t-\\(ID)"}}'
+)
+
+
+def simple_specs(count: int) -> list[ConnectorSpec]:
+    """The issue's "simple templates": a constant config but for its name and topic."""
+    return [
+        ConnectorSpec(SourceRef(f"default/cm-{i}", "c.json"), SIMPLE.replace("\\(ID)", str(i)), True)
+        for i in range(count)
+    ]
+
+
 def specs(count: int) -> list[ConnectorSpec]:
     """Distinct programs, as in a real fleet: the compiled-program cache holds one entry per connector."""
     return [
@@ -124,10 +138,13 @@ def main() -> None:
     in_cold, in_warm = measure(batch, rendering.IN_PROCESS, passes=options.passes)
     rendering._compile.cache_clear()
     alone_cold, _ = measure(batch, rendering.IN_PROCESS, passes=2, alone=True)
+    simple = simple_specs(options.count)
+    _, simple_in_warm = measure(simple, rendering.IN_PROCESS, passes=max(options.passes, 3))
     with JqSandbox() as sandbox:
         start_s = timed(sandbox.start)
         sb_cold, sb_warm = measure(batch, sandbox, passes=options.passes)
         assert sandbox.starts == 1 and sandbox.args_sent == 1, "the child restarted or took args twice"
+        _, simple_sb_warm = measure(simple, sandbox, passes=max(options.passes, 3))
     n = options.count
     print(
         json.dumps(
@@ -140,6 +157,8 @@ def main() -> None:
                 "sandbox_warm_per_s": round(n / sb_warm),
                 "sandbox_warm_overhead_us": round((sb_warm - in_warm) / n * 1e6),
                 "in_process_alone_cold_per_s": round(n / alone_cold),
+                "simple_in_process_warm_per_s": round(n / simple_in_warm),
+                "simple_sandbox_warm_per_s": round(n / simple_sb_warm),
             }
         )
     )

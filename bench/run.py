@@ -704,6 +704,13 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
                     f"{r['jq_compile_batched_us_per_template']} µs",
                 )
             )
+        if "simple_in_process_warm_per_s" in iso:
+            out.append(
+                (
+                    "render, simple templates, warm: in-process / jq sandbox",
+                    f"{iso['simple_in_process_warm_per_s']:,} / {iso['simple_sandbox_warm_per_s']:,} templates/s",
+                )
+            )
         if "in_process_alone_cold_per_s" in iso:
             out.append(
                 (
