@@ -14,12 +14,21 @@ rules) in front of Connect to count and time requests, and measures:
    ConfigMap's topic patched through the kubernetes client, timed from the API call's return to the PUT
    arriving at the proxy; p50/p90/p99/max and requests per event;
 4. the watcher's RSS (VmRSS, itself and with its jq sandbox child) after the initial sync and after the edits;
-5. render throughput (`bench/render_isolation.py`, run as a subprocess) and jq compile time per template.
+5. render throughput (`bench/render_isolation.py`, run as a subprocess) and jq compile time per template;
+6. the watcher's pass loop in-process (`bench/watcher_pass.py`);
+7. the shell-operator hook for one ConfigMap's `Modified` Event (snapshots of all N): in sync, and with that
+   ConfigMap edited (one PUT);
+8. at the largest size, the cold-create curve: a cold `apply` of N from empty at each `--max-in-flight` of
+   `--concurrency`, and the default it suggests (the smallest within 10% of the best wall, no more 409s).
+
+`--phases` picks among render, cli, watcher, watcher-pass, hook, curve (default: all); without `watcher`
+kube-apiserver is not started, so only Kafka + Connect are needed.
 
 Results go to `--out` (Markdown) and the same path with `.json`; they are rewritten after every size, so an
 interrupted run keeps the sizes it finished. Fixtures, kit data and logs live in a temp dir outside the repo.
 
     .venv/bin/python -m bench.run [--sizes 100,500,1000] [--edits 100] [--out docs/benchmarks.md]
+    .venv/bin/python -m bench.run --sizes 1000 --phases curve --concurrency 1,2,4,8 --out /tmp/curve.md
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "connect-reconciler"
 DATA_KEY = "connector.json"
 QUIET_SECONDS = 0.5  # no request at the proxy for this long: the pass is over
+PHASES = ("render", "cli", "watcher", "watcher-pass", "hook", "curve")
 TEMPLATE = """{
   "name": "%(name)s",
   "state": "stopped",
@@ -341,6 +351,28 @@ def measure_concurrency(
     return curve
 
 
+def curve_choice(curve: list[dict[str, Any]], *, within: float = 0.10) -> dict[str, Any] | None:
+    """The smallest --max-in-flight whose wall is within `within` of the best clean run's and that saw no
+    more 409s than one at a time (a run that failed or left connectors missing does not count)."""
+    if not curve:
+        return None
+    n = max(r["connectors_after"] for r in curve)
+    clean = [r for r in curve if r["exit_code"] == 0 and r["connectors_after"] == n]
+    if not clean:
+        return None
+    first = min(clean, key=lambda r: r["max_in_flight"])
+    fair = [r for r in clean if r["conflicts_409"] <= first["conflicts_409"]]
+    best = min(r["wall_s"] for r in fair)
+    chosen = min((r for r in fair if r["wall_s"] <= best * (1 + within)), key=lambda r: r["max_in_flight"])
+    return {
+        "max_in_flight": chosen["max_in_flight"],
+        "wall_s": chosen["wall_s"],
+        "best_wall_s": best,
+        "within": within,
+        "speedup_vs_first": round(first["wall_s"] / chosen["wall_s"], 2),
+    }
+
+
 def measure_watcher(
     n: int,
     edits: int,
@@ -448,11 +480,19 @@ def _hook_object(prefix: str, i: int, version: int) -> dict[str, Any]:
 
 
 def measure_hook(
-    n: int, edits: int, *, work: Path, proxy: FaultProxy, http: httpx.Client, data_dir: Path
+    n: int,
+    edits: int,
+    *,
+    work: Path,
+    proxy: FaultProxy,
+    http: httpx.Client,
+    data_dir: Path,
+    in_sync_repeats: int = 3,
 ) -> dict[str, Any]:
     """The shell-operator hook as shell-operator runs it: `hooks/connect-reconciler` in a subprocess with
     a binding-context file holding the snapshot of N ConfigMaps. First a Synchronization (creates N),
-    then one in-sync `Modified` Event, then `edits` Events that each change one ConfigMap (one PUT)."""
+    then `in_sync_repeats` in-sync `Modified` Events (the median is shown), then `edits` Events that each
+    change one ConfigMap (one PUT)."""
     prefix = f"h{n}"
     _, props = write_fixtures(work, prefix, 0)
     versions = dict.fromkeys(range(n), 0)
@@ -489,7 +529,8 @@ def measure_hook(
         ]
 
     sync = run_hook([{"binding": "connector-configmaps", "type": "Synchronization", "objects": snapshot()}])
-    in_sync = run_hook(event(0))
+    in_sync_runs = [run_hook(event((k * 7919) % n)) for k in range(in_sync_repeats)]
+    in_sync = sorted(in_sync_runs, key=lambda r: r["wall_s"])[len(in_sync_runs) // 2]
     runs = []
     for k in range(edits):
         i = (k * 7919) % n
@@ -499,12 +540,20 @@ def measure_hook(
     walls = [r["wall_s"] for r in runs]
     return {
         "synchronization": sync,
-        "in_sync_event": in_sync,
+        "in_sync_event": in_sync
+        | {
+            "runs": len(in_sync_runs),
+            "wall_s_all": [r["wall_s"] for r in in_sync_runs],
+            "requests_all": sorted({r["requests"] for r in in_sync_runs}),
+            "writes_all": sorted({r["writes"] for r in in_sync_runs}),
+            "exit_codes": sorted({r["exit_code"] for r in in_sync_runs}),
+        },
         "edit_events": {
             "count": len(runs),
             "wall_s_median": statistics.median(walls) if walls else None,
             "wall_s_max": max(walls) if walls else None,
             "cpu_s_median": statistics.median(r["cpu_s"] for r in runs) if runs else None,
+            "cpu_s_max": max(r["cpu_s"] for r in runs) if runs else None,
             "max_rss_mib_max": max(r["max_rss_mib"] for r in runs) if runs else None,
             "requests": sorted({r["requests"] for r in runs}),
             "writes": sorted({r["writes"] for r in runs}),
@@ -748,8 +797,12 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{sync['wall_s']:.2f} s / {sync['cpu_s']:.2f} s / {sync['max_rss_mib']} MiB",
             ),
             (
-                "hook, one in-sync Modified Event: wall / requests",
-                f"{ins['wall_s']:.2f} s / {ins['requests']} {methods(ins['by_method'])}",
+                f"hook, one in-sync Modified Event (median of {ins.get('runs', 1)}): wall / CPU / max RSS",
+                f"{ins['wall_s']:.2f} s / {ins['cpu_s']:.2f} s / {ins['max_rss_mib']} MiB",
+            ),
+            (
+                "hook, in-sync Event: requests / writes / exit codes",
+                f"{ins['requests']} {methods(ins['by_method'])} / {ins['writes']} / {ins.get('exit_codes', [ins['exit_code']])}",
             ),
             (
                 f"hook, one edited ConfigMap per Event ({ev['count']} runs): wall median / max, CPU, RSS",
@@ -760,25 +813,41 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{ev['requests']} / {ev['writes']} / {ev['exit_codes']}",
             ),
         ]
-    curve = result.get("concurrency")
-    if curve:
-        for run in curve:
-            out.append(
-                (
-                    f"cold apply, --max-in-flight {run['max_in_flight']}: wall / Connect summed / 409s / exit",
-                    f"{run['wall_s']:.2f} s / {run['connect_upstream_s']:.2f} s / {run['conflicts_409']} / {run['exit_code']}",
-                )
+    choice = result.get("concurrency_choice")
+    if choice:
+        out.append(
+            (
+                "cold-create curve: the suggested --max-in-flight (below)",
+                f"{choice['max_in_flight']} ({choice['wall_s']:.2f} s, best {choice['best_wall_s']:.2f} s, "
+                f"{choice['speedup_vs_first']}x the narrowest)",
             )
+        )
     return out
+
+
+def curve_table(curve: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| --max-in-flight | wall | Connect's share (summed upstream, / wall) | CPU | requests | writes "
+        "| 409s | exit | connectors after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in curve:
+        share = r["connect_upstream_s"] / r["wall_s"] if r["wall_s"] else 0.0
+        lines.append(
+            f"| {r['max_in_flight']} | {r['wall_s']:.2f} s | {r['connect_upstream_s']:.2f} s ({share:.0%}) "
+            f"| {r['cpu_s']:.2f} s | {r['requests']} {methods(r['by_method'])} | {r['writes']} "
+            f"| {r['conflicts_409']} | {r['exit_code']} | {r['connectors_after']} |"
+        )
+    return lines
 
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
-        '# Benchmarks: the "before" baseline of issue 10',
+        "# Benchmarks",
         "",
-        f"Today's main, commit `{report['commit']}`, measured {report['date']} by `bench/run.py` "
-        f"(total {report.get('total_s', 0):.0f} s). These are the figures issue 10 has to improve on.",
+        f"Commit `{report['commit']}`, measured {report['date']} by `bench/run.py` "
+        f"(total {report.get('total_s', 0):.0f} s).",
         "",
         "```bash",
         report["command"],
@@ -792,17 +861,21 @@ def markdown(report: dict[str, Any]) -> str:
         '`"state": "stopped"`, `$TOPIC_PREFIX` from a properties dir, `env.BENCH_DATA_DIR`).',
         "- Every request to Connect goes through `tests/harness/fault_proxy.FaultProxy` (no rules): it counts "
         "the requests, and its `before_forward`/`after_forward` hooks time each one upstream (\"Connect's "
-        'share": the summed time Connect took to answer; requests are sequential, so it is part of the wall).',
+        'share": the summed time Connect took to answer; with several requests in flight it can exceed the wall).',
         "- CLI: `connect-reconciler apply DIR --properties-dir P --connect-url PROXY` in a subprocess; CPU is "
-        "user+sys from `os.wait4` (the jq sandbox child included). No ledger (the CLI default).",
+        "user+sys from `os.wait4` (the jq sandbox child included). No ledger (the CLI default). Max RSS is "
+        "`ru_maxrss` of the subprocess, which counts the bench's own pages until `exec`: an upper bound.",
         "- Watcher: `connect-reconciler run --namespace NS --connect-url PROXY --kubeconfig K --properties-dir P "
-        "--health-address 127.0.0.1:0 --resync-seconds 3600`, otherwise defaults: debounce 1 s (part of every "
+        "--health-address 127.0.0.1:0 --resync-seconds 3600`, otherwise defaults (the debounce is part of every "
         "edit latency), Events on, no ledger (no `--ledger-namespace`, no POD_NAMESPACE), no leader election. "
         "Edit latency: from the return of `patch_namespaced_config_map` to the PUT of that connector's config "
         f"arriving at the proxy; after each edit the bench waits until the proxy has been quiet for {QUIET_SECONDS} s.",
         "- Render: `bench/render_isolation.py --count N` (its JSON is in benchmarks.json); jq compile time: "
         "`jq.compile` of each of its N wrapped programs, in the bench process; both before Kafka and the API "
         "server start.",
+        "- Where measured (newer bench): the watcher's pass loop in-process (`bench/watcher_pass.py`), the hook "
+        "per binding context (`hooks/connect-reconciler` in a subprocess, snapshot of N objects), and the "
+        "cold-create curve over `--max-in-flight` (at the largest N).",
         "",
     ]
     for result in report["results"]:
@@ -812,6 +885,15 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["| Figure | Value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in rows(result)]
         lines.append("")
+        if result.get("concurrency"):
+            lines += [
+                f"Cold-create curve at N = {result['n']}: `connect-reconciler apply` from an empty worker "
+                "at each `--max-in-flight` (Connect's share sums the upstream time of requests that "
+                "overlap, so above 1 it can exceed the wall).",
+                "",
+                *curve_table(result["concurrency"]),
+                "",
+            ]
     if report.get("missing"):
         lines += ["## Not measured", "", *[f"- {item}" for item in report["missing"]], ""]
     lines += [f"Raw figures: `{report.get('json_name', 'benchmarks.json')}` next to this file.", ""]
@@ -846,6 +928,11 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", default="1,2,4,8", help="--max-in-flight values for the cold-create curve ('' skips)"
     )
     parser.add_argument("--hook-edits", type=int, default=20, help="hook runs with one edited ConfigMap each")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated, of {', '.join(PHASES)}; without watcher no kube-apiserver is started",
+    )
     options = parser.parse_args(argv)
     sizes, edits = parse_ints(options.sizes), parse_ints(options.edits)
     if len(edits) == 1:
@@ -853,6 +940,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(edits) != len(sizes):
         parser.error("--edits takes one number or one per size")
     out = Path(options.out) if Path(options.out).is_absolute() else ROOT / options.out
+    phases = {part.strip() for part in options.phases.split(",") if part.strip()}
+    if phases - set(PHASES):
+        parser.error(f"unknown phases: {sorted(phases - set(PHASES))}; known: {', '.join(PHASES)}")
+    if not options.concurrency:
+        phases.discard("curve")
 
     work = Path(tempfile.mkdtemp(prefix="connect-reconciler-bench-"))
     report: dict[str, Any] = {
@@ -861,6 +953,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": ".venv/bin/python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine(),
+        "phases": [phase for phase in PHASES if phase in phases],
         "results": [],
         "missing": [
             "the watcher with an ownership ledger (`--ledger-namespace`/POD_NAMESPACE): every run here has none",
@@ -880,45 +973,52 @@ def main(argv: list[str] | None = None) -> int:
             results[n]["note"] = (
                 f"Only {e} edits at this size (others: {max(edits)}), to fit the time budget."
             )
-    for n in sizes:  # before the kits start, so that Kafka's background work does not slow it down
+    for n in sizes if "render" in phases else ():  # before the kits start: Kafka's work would slow it
         progress(f"render N={n}")
         results[n]["render"] = measure_render(n, log=work / f"render-{n}.log")
 
     kit, api = ConnectKit(work / "connect-kit"), ApiServerKit(work / "apiserver")
     ok = False
+    finished: set[int] = set()
     try:
         progress("starting Kafka + Connect")
         kit.start()
-        progress(f"Kafka + Connect up in {kit.startup_seconds:.1f} s; starting kube-apiserver + etcd")
-        api.start()
-        progress("kube-apiserver up")
+        progress(f"Kafka + Connect up in {kit.startup_seconds:.1f} s")
+        if "watcher" in phases:
+            progress("starting kube-apiserver + etcd")
+            api.start()
+            progress("kube-apiserver up")
         with FaultProxy(kit.connect_url) as proxy, httpx.Client(base_url=kit.connect_url, timeout=60) as http:
             report["connect_version"] = http.get("/").json().get("version")
             clock = ProxyClock(proxy)
             data_dir = kit.data_dir
             for n, e in zip(sizes, edits, strict=True):
                 result = results[n]
-                progress(f"N={n}: CLI cold + in-sync apply")
-                result["cli"] = measure_cli(
-                    n,
-                    work=work,
-                    proxy=proxy,
-                    clock=clock,
-                    http=http,
-                    data_dir=data_dir,
-                    repeats=options.repeats,
-                )
-                progress(f"N={n}: watcher, {e} edits")
-                result["watcher"] = measure_watcher(
-                    n, e, work=work, proxy=proxy, clock=clock, http=http, api=api, data_dir=data_dir
-                )
-                progress(f"N={n}: watcher passes in-process")
-                result["watcher_pass"] = measure_watcher_pass(n, work=work, proxy=proxy, http=http)
-                progress(f"N={n}: hook, {options.hook_edits} edit events")
-                result["hook"] = measure_hook(
-                    n, options.hook_edits, work=work, proxy=proxy, http=http, data_dir=data_dir
-                )
-                if options.concurrency and n == max(sizes):
+                if "cli" in phases:
+                    progress(f"N={n}: CLI cold + in-sync apply")
+                    result["cli"] = measure_cli(
+                        n,
+                        work=work,
+                        proxy=proxy,
+                        clock=clock,
+                        http=http,
+                        data_dir=data_dir,
+                        repeats=options.repeats,
+                    )
+                if "watcher" in phases:
+                    progress(f"N={n}: watcher, {e} edits")
+                    result["watcher"] = measure_watcher(
+                        n, e, work=work, proxy=proxy, clock=clock, http=http, api=api, data_dir=data_dir
+                    )
+                if "watcher-pass" in phases:
+                    progress(f"N={n}: watcher passes in-process")
+                    result["watcher_pass"] = measure_watcher_pass(n, work=work, proxy=proxy, http=http)
+                if "hook" in phases:
+                    progress(f"N={n}: hook, {options.hook_edits} edit events")
+                    result["hook"] = measure_hook(
+                        n, options.hook_edits, work=work, proxy=proxy, http=http, data_dir=data_dir
+                    )
+                if "curve" in phases and n == max(sizes):
                     progress(f"N={n}: cold-create curve at --max-in-flight {options.concurrency}")
                     result["concurrency"] = measure_concurrency(
                         n,
@@ -929,7 +1029,9 @@ def main(argv: list[str] | None = None) -> int:
                         http=http,
                         data_dir=data_dir,
                     )
-                report["results"] = [r for r in results.values() if "cli" in r]
+                    result["concurrency_choice"] = curve_choice(result["concurrency"])
+                finished.add(n)
+                report["results"] = [r for m, r in results.items() if m in finished]
                 report["total_s"] = time.perf_counter() - started
                 save(report, out)
                 progress(f"N={n} done: {json.dumps(result)}")
@@ -937,8 +1039,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         api.stop()
         kit.stop()
-        report["results"] = [r for r in results.values() if "cli" in r]
-        unfinished = [n for n in sizes if "cli" not in results[n]]
+        report["results"] = [r for m, r in results.items() if m in finished]
+        unfinished = [n for n in sizes if n not in finished]
         if unfinished:
             report["missing"].append(f"sizes {unfinished}: not finished ({'error' if not ok else 'skipped'})")
         report["total_s"] = time.perf_counter() - started

@@ -158,13 +158,23 @@ def apply_plan(
     should_continue: Callable[[], bool] = lambda: True,
     max_in_flight: int = 1,
 ) -> list[Outcome]:
-    """`should_continue` is asked before every action: a shutdown finishes the actions in flight only.
+    """`should_continue` is asked before every action: a shutdown finishes the actions in flight only,
+    and once it said no, no action of this pass starts (a lease regained mid-pass does not resume it).
 
     Up to `max_in_flight` connectors per cluster are worked on at once (each connector's actions stay
     in order, one after the other); `on_outcome` is called from one thread at a time, and the outcomes
     come back in plan order whatever order they finished in."""
     breakers: dict[str, str] = {}  # cluster -> the failure that opened it
     lock = threading.Lock()
+    halted = threading.Event()
+
+    def may_start() -> bool:
+        if halted.is_set():
+            return False
+        if should_continue():
+            return True
+        halted.set()
+        return False
 
     def report(outcome: Outcome) -> None:
         if on_outcome is not None:
@@ -175,7 +185,7 @@ def apply_plan(
         client = clients[connector_plan.cluster]
         done: list[Outcome] = []
         for action in connector_plan.actions:
-            if not should_continue():
+            if not may_start():
                 break
             with lock:
                 opened = breakers.get(action.cluster)
@@ -200,10 +210,18 @@ def apply_plan(
                 break
         return done
 
+    def guarded(connector_plan: ConnectorPlan) -> list[Outcome]:
+        try:
+            return one_connector(connector_plan)
+        except BaseException:
+            # A bug or a failing observer: the caller sees it; the other workers start nothing more.
+            halted.set()
+            raise
+
     if max_in_flight <= 1:
         outcomes: list[Outcome] = []
         for connector_plan in plan.connectors:
-            if not should_continue():
+            if halted.is_set():
                 break
             outcomes += one_connector(connector_plan)
         return outcomes
@@ -219,12 +237,15 @@ def apply_plan(
     ]
     try:
         futures = {
-            i: pool.submit(one_connector, plan.connectors[i])
+            i: pool.submit(guarded, plan.connectors[i])
             for pool, indexes in zip(pools, by_cluster.values(), strict=True)
             for i in indexes
         }
         for i, future in futures.items():
             results[i] = future.result()
+    except BaseException:
+        halted.set()  # the workers still running finish their action and start no other
+        raise
     finally:
         for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -6,7 +6,10 @@ import threading
 import time
 
 import httpx
+import pytest
 
+from reconciler.clients.connect import ConnectClient
+from reconciler.clock import SystemClock
 from reconciler.executor import apply_plan, execute_action
 from reconciler.model import (
     Action,
@@ -212,12 +215,25 @@ def _creates(names: list[str], *, paused: tuple[str, ...] = ()) -> Plan:
     return Plan(tuple(ConnectorPlan(n, "default", None, actions(n)) for n in names))
 
 
-class Gate:
-    """A transport that holds each POST until `width` are in flight at once (or 5 s passed), recording
-    the most it saw: proof that requests overlap, without a test that can hang."""
+def _locked(fake: FakeConnect, *, cluster: str = "default") -> ConnectClient:
+    """A client of `fake` that serialises its requests (FakeConnect itself is not thread-safe)."""
+    lock = threading.Lock()
 
-    def __init__(self, fake: FakeConnect, width: int) -> None:
-        self.fake, self.width = fake, width
+    def handle(request: httpx.Request) -> httpx.Response:
+        with lock:
+            return fake.handle(request)
+
+    client = fake.client(cluster=cluster)
+    client.http._transport = httpx.MockTransport(handle)
+    return client
+
+
+class Gate:
+    """A transport that holds each POST until `width` are in flight at once (or `hold` seconds passed),
+    recording the most it saw: proof that requests overlap, without a test that can hang."""
+
+    def __init__(self, fake: FakeConnect, width: int, *, hold: float = 5.0) -> None:
+        self.fake, self.width, self.hold = fake, width, hold
         self.lock = threading.Lock()
         self.in_flight = self.most = 0
         self.all_in = threading.Event()
@@ -229,7 +245,7 @@ class Gate:
                 self.most = max(self.most, self.in_flight)
                 if self.in_flight >= self.width:
                     self.all_in.set()
-            self.all_in.wait(5)
+            self.all_in.wait(self.hold)
             with self.lock:
                 self.in_flight -= 1
         with self.lock:  # FakeConnect itself is not thread-safe
@@ -290,7 +306,7 @@ def test_in_flight_the_gate_and_the_breaker_still_hold() -> None:
     assert 3 <= len(outcomes) <= 4 and len(fake.connectors) == len(outcomes)  # the ones in flight finish
     down = FakeConnect()
     down.fail("POST", "/connectors", 503, "", times=1000)
-    outcomes = apply_plan(_creates(names), {"default": down.client()}, retry=NO_WAIT, max_in_flight=3)
+    outcomes = apply_plan(_creates(names), {"default": _locked(down)}, retry=NO_WAIT, max_in_flight=3)
     assert len(outcomes) == 10 and not any(o.ok for o in outcomes)
     assert sum(o.skipped for o in outcomes) >= 10 - 3  # once one gave up, the rest were skipped at once
 
@@ -306,3 +322,120 @@ def test_max_in_flight_comes_from_the_flag_or_its_environment_variable_default_8
     with open_runtime(settings, environ={}) as rt:
         assert rt.max_in_flight == 3
     assert settings_from_environ({"CONNECT_RECONCILER_MAX_IN_FLIGHT": "0"}).connect.max_in_flight == 1
+
+
+def test_one_in_flight_asks_the_gate_once_per_action_and_never_overlaps_requests() -> None:
+    fake = FakeConnect()
+    gate = Gate(fake, width=2, hold=0.05)  # each POST waits 50 ms for a second one that never comes
+    client = fake.client()
+    client.http._transport = httpx.MockTransport(gate.handle)
+    asked: list[int] = []
+
+    def should_continue() -> bool:
+        asked.append(1)
+        return True
+
+    plan = _creates([f"c{i}" for i in range(6)], paused=("c1", "c4"))
+    outcomes = apply_plan(plan, {"default": client}, retry=NO_WAIT, should_continue=should_continue)
+    assert len(outcomes) == len(asked) == 8 and all(o.ok for o in outcomes)
+    assert gate.most == 1
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_once_the_gate_said_no_no_action_starts_even_if_it_says_yes_again(width: int) -> None:
+    fake = FakeConnect()
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def should_continue() -> bool:
+        with lock:
+            calls["n"] += 1
+            return calls["n"] != 3  # the lease looked lost once, then regained
+
+    outcomes = apply_plan(
+        _creates([f"c{i}" for i in range(8)]),
+        {"default": _locked(fake)},
+        retry=NO_WAIT,
+        should_continue=should_continue,
+        max_in_flight=width,
+    )
+    assert len(outcomes) == 2 and len(fake.connectors) == 2 and calls["n"] == 3
+
+
+def test_a_stop_ends_the_retry_sleeps_of_every_worker_at_once() -> None:
+    fake = FakeConnect()
+    fake.fail("POST", "/connectors", 503, "", times=10_000)
+    clock = SystemClock()
+    retry = RetryPolicy(max_seconds=120, initial_wait=5, max_wait=5, sleep=clock.sleep, on_retry=None)
+    timer = threading.Timer(0.3, clock.stop.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        outcomes = apply_plan(
+            _creates([f"c{i}" for i in range(12)]),
+            {"default": _locked(fake)},
+            retry=retry,
+            should_continue=lambda: not clock.stop.is_set(),
+            max_in_flight=4,
+        )
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 3  # not one of the four 5 s waits was waited out
+    assert len(outcomes) == 4  # the four in flight; the other eight never started
+    assert all(not o.ok and o.retryable and o.message.startswith("interrupted") for o in outcomes)
+    assert fake.connectors == {}
+
+
+def test_the_breaker_of_one_cluster_skips_only_its_own_actions() -> None:
+    down, up = FakeConnect(), FakeConnect()
+    down.fail("POST", "/connectors", 503, "", times=10_000)
+    names = [f"c{i}" for i in range(16)]
+    plan = Plan(
+        tuple(
+            ConnectorPlan(
+                n,
+                cluster,
+                None,
+                (Action(ActionKind.CREATE, n, cluster, {**CFG, "name": n}, DesiredState.RUNNING, POST),),
+            )
+            for n in names
+            for cluster in ("a", "b")
+        )
+    )
+    clients = {"a": _locked(down, cluster="a"), "b": _locked(up, cluster="b")}
+    outcomes = apply_plan(plan, clients, retry=NO_WAIT, max_in_flight=3)
+    assert [(o.action.connector, o.action.cluster) for o in outcomes] == [
+        (n, c) for n in names for c in ("a", "b")
+    ]
+    on_a = [o for o in outcomes if o.action.cluster == "a"]
+    assert all(o.ok for o in outcomes if o.action.cluster == "b") and sorted(up.connectors) == sorted(names)
+    assert not any(o.ok for o in on_a) and sum(o.skipped for o in on_a) >= len(names) - 3
+    assert all(o.unavailable for o in on_a if not o.skipped)
+
+
+def test_a_failing_observer_surfaces_and_stops_the_other_workers_at_once() -> None:
+    fake = FakeConnect()
+    lock = threading.Lock()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":  # c0 is slow, so the pass is still waiting on it when c2 fails
+            time.sleep(0.5 if b'"c0"' in request.content else 0.01)
+        with lock:
+            return fake.handle(request)
+
+    client = fake.client()
+    client.http._transport = httpx.MockTransport(handle)
+
+    def on_outcome(outcome: Outcome) -> None:
+        if outcome.action.connector == "c2":
+            raise RuntimeError("observer broke")
+
+    with pytest.raises(RuntimeError, match="observer broke"):
+        apply_plan(
+            _creates([f"c{i}" for i in range(40)]),
+            {"default": client},
+            retry=NO_WAIT,
+            on_outcome=on_outcome,
+            max_in_flight=2,
+        )
+    assert sorted(fake.connectors) == ["c0", "c1", "c2"]  # not the 37 the other worker could have sent
