@@ -15,20 +15,22 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import takewhile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from yaml.composer import Composer, ComposerError
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 from yaml.error import Mark
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
-from yaml.resolver import Resolver
 
 from reconciler.core.selectors import Selector
 from reconciler.errors import SourceError, SpecError
 from reconciler.model import ConfigMapDoc, ConnectorSpec, SourceRef
+
+if TYPE_CHECKING:
+    from yaml.cyaml import CSafeLoader
 
 ENABLED_LABEL = "enabled"
 CLOUD_LABEL = "destination.cc"
@@ -45,6 +47,8 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 _BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # what PyYAML counts as a line break
 _DOC_START = re.compile(r"---(?=[ \t\r\n\x85\u2028\u2029]|$)")  # PyYAML's test for a marker
 _DOC_END = re.compile(r"\.\.\.(?=[ \t\r\n\x85\u2028\u2029]|$)")
+# Every line that could be a marker, and a few more (`----`): a text with none is split without a loop.
+_MAYBE_MARKER = re.compile(r"(?:^|(?<=[\r\n\x85\u2028\u2029]))(?:---|\.\.\.)")
 _KIND = re.compile(r"kind:[ \t]*['\"]?(\w+)")
 _METADATA = re.compile(r"metadata:[ \t]*(.*)")
 _FLOW_FIELD = re.compile(r"(?:^|[\s{,])(name|namespace)[ \t]*:[ \t]*['\"]?([\w.-]+)")
@@ -55,6 +59,10 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _REF = re.compile(r"ConfigMap ([^\s:]+)(?=[\s:]|$)")
 # PyYAML's reader refuses these (yaml.reader.Reader.NON_PRINTABLE): such a text takes the Python path.
 _NOT_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+_TAG = "tag:yaml.org,2002:"
+_STR_TAG, _MAP_TAG, _SEQ_TAG, _MERGE_TAG = (_TAG + t for t in ("str", "map", "seq", "merge"))
+# SafeConstructor's scalar constructors that return their value at once, not a generator it finishes later.
+_SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "null", "bool", "int", "float", "binary", "timestamp"))
 
 
 def error_ref(error: BaseException) -> str | None:
@@ -90,10 +98,11 @@ def _describe(value: Any) -> str:
 
 
 class _Strict:
-    """The checks of a strict loader (mixed into the pure-Python one and the libyaml one): refuse what
-    kubectl refuses (a key twice in one mapping) and what would exhaust memory or the stack of whoever
-    walks the result (alias bombs, recursive aliases, deep nesting). They run in PyYAML's Python
-    composer, which both loaders share; only where the events come from differs."""
+    """The checks of the pure-Python strict loader: refuse what kubectl refuses (a key twice in one
+    mapping) and what would exhaust memory or the stack of whoever walks the result (alias bombs,
+    recursive aliases, deep nesting), in PyYAML's Python composer and constructor as they go. Its
+    messages are the ones users see (and the corpus pins); `_LibyamlChecks` makes the same checks on a
+    tree libyaml composed, and hands every document they refuse back here to be worded."""
 
     def _start_checks(self) -> None:
         self._depth = 0
@@ -151,19 +160,22 @@ class _Strict:
     def _refuse_duplicate_keys(self, node: MappingNode) -> None:
         seen: dict[tuple[type, Any], Mark] = {}
         for key_node, _ in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
                 continue
             key = self.construct_object(key_node)
             ident = (type(key), key)
-            if ident in seen:
-                first = seen[ident].line + 1
-                problem = f"duplicate key {_quoted(key)} (first at line {first})"
+            try:
+                first_mark = seen.get(ident)
+            except TypeError:  # `!!map x: 1`: construct_mapping words it ("found unhashable key")
+                continue
+            if first_mark is not None:
+                problem = f"duplicate key {_quoted(key)} (first at line {first_mark.line + 1})"
                 raise ConstructorError(None, None, problem, key_node.start_mark)
             seen[ident] = key_node.start_mark
 
 
 class _StrictLoader(_Strict, yaml.SafeLoader):
-    """The pure-Python strict loader: its messages are the ones users see (and the corpus pins)."""
+    """The pure-Python strict loader."""
 
     def __init__(self, stream: str, *, first_line: int = 0) -> None:
         super().__init__(stream)
@@ -171,32 +183,114 @@ class _StrictLoader(_Strict, yaml.SafeLoader):
         self._start_checks()
 
 
-def _libyaml_parser() -> type | None:
+class _Unsure(Exception):
+    """A document the libyaml path does not vouch for: the pure-Python loader reads it and words the error."""
+
+
+def _libyaml_loader() -> type[CSafeLoader] | None:
+    """libyaml's scanner, parser and composer (several times faster than PyYAML's), when it can be trusted
+    with any input: from 0.2.5 it refuses nesting deeper than 1,000 levels, so its recursive composer
+    cannot exhaust the C stack before `_LibyamlChecks` sees the tree."""
     try:
-        from yaml._yaml import CParser  # noqa: PLC0415 - PyYAML built without libyaml has none
+        from yaml import _yaml, cyaml  # noqa: PLC0415 - PyYAML built without libyaml has neither
     except ImportError:
         return None
-    parser: type = CParser
-    return parser
+    return cyaml.CSafeLoader if _yaml.get_version() >= (0, 2, 5) else None
 
 
-_CParser = _libyaml_parser()
-_FastStrictLoader: type | None = None
-if _CParser is not None:  # libyaml's scanner and parser are several times faster than PyYAML's
+class _LibyamlChecks:
+    """`_Strict`'s checks on a tree libyaml composed, where an alias is the node it names met again.
 
-    class _CStrictLoader(_Strict, Composer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc,valid-type]
-        """libyaml's events, PyYAML's composer (so the checks above run), the same constructor and
-        resolver as SafeLoader. Used for documents that load cleanly: on any error the document is
-        loaded again by `_StrictLoader`, so every message is exactly the pure-Python one."""
+    A document they pass loads exactly as the pure-Python loader loads it; they may refuse more (keys
+    with unusual tags, complex keys), since whatever they refuse goes to that loader, which decides."""
 
-        def __init__(self, stream: str) -> None:
-            _CParser.__init__(self, stream)  # type: ignore[misc]
-            Composer.__init__(self)
-            SafeConstructor.__init__(self)
-            Resolver.__init__(self)
-            self._start_checks()
+    def __init__(self, loader: CSafeLoader) -> None:
+        self._loader = loader
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for once aliases are expanded
+        self._open: set[int] = set()  # the nodes whose subtrees are being walked
+        self._alias_nodes = 0
+        # Only maps, sequences and the scalar tags above: `_build` can construct the document alone.
+        self.plain = True
 
-    _FastStrictLoader = _CStrictLoader
+    def size(self, node: Node, depth: int = 1) -> int:
+        """The nodes `node` stands for; walked in document order, so its first meeting is where it is
+        written and any later one an alias."""
+        ident = id(node)
+        if ident in self._sizes:
+            self._alias_nodes += self._sizes[ident]
+            if self._alias_nodes > ALIAS_BUDGET:
+                raise _Unsure("alias budget")
+            return self._sizes[ident]
+        if ident in self._open:
+            raise _Unsure("recursive alias")
+        if depth > MAX_DEPTH:
+            raise _Unsure("too deep")
+        size = 1
+        if isinstance(node, ScalarNode):
+            self.plain = self.plain and node.tag in _SCALAR_TAGS
+        else:
+            self._open.add(ident)
+            if isinstance(node, MappingNode):
+                self.plain = self.plain and node.tag == _MAP_TAG
+                self._refuse_duplicate_keys(node)
+                for key, value in node.value:
+                    size += self.size(key, depth + 1) + self.size(value, depth + 1)
+            else:
+                self.plain = self.plain and node.tag == _SEQ_TAG
+                for item in node.value:
+                    size += self.size(item, depth + 1)
+            self._open.discard(ident)
+        self._sizes[ident] = size
+        return size
+
+    def _refuse_duplicate_keys(self, node: MappingNode) -> None:
+        seen: set[tuple[type, Any]] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
+                continue  # not plain (no scalar tag of `_SCALAR_TAGS`): SafeConstructor does the merge
+            if not isinstance(key_node, ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                raise _Unsure("a complex key or an unusual tag")
+            key = key_node.value if key_node.tag == _STR_TAG else self._loader.construct_object(key_node)
+            ident = (type(key), key)
+            if ident in seen:
+                raise _Unsure("duplicate key")
+            seen.add(ident)
+
+
+def _build(node: Node, loader: CSafeLoader, built: dict[int, Any]) -> Any:
+    """What SafeConstructor makes of a plain tree (`_LibyamlChecks.plain`), without its generators: a node
+    met again (an alias) is the same object, as with PyYAML."""
+    ident = id(node)
+    if ident in built:
+        return built[ident]
+    value: Any
+    if isinstance(node, ScalarNode):
+        value = node.value if node.tag == _STR_TAG else loader.construct_object(node)
+    elif isinstance(node, SequenceNode):
+        value = [_build(item, loader, built) for item in node.value]
+    else:
+        value = {
+            (key.value if key.tag == _STR_TAG else loader.construct_object(key)): _build(item, loader, built)
+            for key, item in node.value
+        }
+    built[ident] = value
+    return value
+
+
+def _libyaml_load(text: str, loader_type: type[CSafeLoader]) -> Any:
+    loader = loader_type(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        checks = _LibyamlChecks(loader)
+        checks.size(node)
+        return _build(node, loader, {}) if checks.plain else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+_FastLoader = _libyaml_loader()
 
 
 def _children(node: Node) -> Iterator[Node]:
@@ -226,6 +320,8 @@ def split_documents(text: str) -> list[tuple[int, str]]:
     """A YAML stream -> (first line, 0-based; text) of each document, so one broken document cannot hide
     the others. Markers are only ever at column 0 (the spec forbids them even inside block scalars);
     comments and directives before a `---` belong to the document it starts."""
+    if not _MAYBE_MARKER.search(text):  # most files: one document, or only comments
+        return [(0, text)] if any(_is_content(line) for line in _lines(text)) else []
     chunks: list[tuple[int, str]] = []
     current: list[str] = []
     start, has_document = 0, False
@@ -246,16 +342,14 @@ def split_documents(text: str) -> list[tuple[int, str]]:
 
 
 def _load_document(text: str, first_line: int, *, fast: bool = True) -> Any:
-    """One document. With libyaml (`fast`), a document that loads cleanly is loaded by it; any error,
-    and any character PyYAML's reader refuses, goes to the pure-Python loader for its exact message."""
-    if fast and _FastStrictLoader is not None and not _NOT_PRINTABLE.search(text):
-        loader = _FastStrictLoader(text)
+    """One document. With libyaml (`fast`), a document it loads and the checks pass is loaded by it;
+    anything else, and any character PyYAML's reader refuses, goes to the pure-Python loader, so every
+    message is exactly that loader's."""
+    if fast and _FastLoader is not None and not _NOT_PRINTABLE.search(text):
         try:
-            return loader.get_single_data()
-        except (yaml.YAMLError, RecursionError, ValueError):
+            return _libyaml_load(text, _FastLoader)
+        except Exception:  # whatever it is, the pure-Python loader decides and words it
             pass
-        finally:
-            loader.dispose()
     slow = _StrictLoader(text, first_line=first_line)
     try:
         return slow.get_single_data()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
-
-import httpx
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.entrypoints import cli
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def run(

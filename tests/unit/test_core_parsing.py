@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
-from reconciler.core import specs as specs_module
 from reconciler.core.normalize import normalize_config, normalize_value
 from reconciler.core.properties import jaas_credentials, parse_properties, to_jq_vars, variable_name
 from reconciler.core.selectors import parse_selector
@@ -178,34 +174,3 @@ def test_invalid_yaml_names_file_and_configmap_in_one_line() -> None:
 def test_non_string_data_value_is_an_error() -> None:
     docs, errors = parse_configmap_yaml("kind: ConfigMap\nmetadata: {name: x}\ndata: {k: 1}", origin="f")
     assert docs == [] and "ConfigMap x key k: data values must be strings" in str(errors[0])
-
-
-# --- libyaml and the pure-Python loader agree ------------------------------------------------------
-
-_YAML_FILES = sorted(
-    p
-    for root in (
-        Path(__file__).resolve().parents[1] / "corpus" / "cases",
-        Path(__file__).resolve().parents[2] / "configmaps",
-    )
-    for p in root.rglob("*")
-    if p.is_file() and p.suffix in (".yaml", ".yml")
-)
-
-
-def _loaded(text: str, first_line: int, *, fast: bool) -> object:
-    try:
-        return specs_module._load_document(text, first_line, fast=fast)
-    except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
-def test_libyaml_is_used_when_installed() -> None:
-    assert specs_module._FastStrictLoader is not None, "PyYAML without libyaml: the fast path is off"
-
-
-@pytest.mark.parametrize("path", _YAML_FILES, ids=lambda p: p.name)
-def test_every_document_loads_the_same_with_libyaml_and_without(path: Path) -> None:
-    text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    for first_line, chunk in specs_module.split_documents(text):
-        assert _loaded(chunk, first_line, fast=True) == _loaded(chunk, first_line, fast=False)
