@@ -84,9 +84,9 @@ TARGETS: list[tuple[str, str, Get]] = [
         ),
     ),
     (
-        "watcher's jq sandbox child after the edits",
+        "watcher RSS after the edits, with its jq sandbox child",
         "",
-        lambda r: f"{_num(_dig(r, 'watcher', 'rss_after_edits', 'with_children_mib'), '')} MiB with it",
+        lambda r: f"{_num(_dig(r, 'watcher', 'rss_after_edits', 'with_children_mib'), '')} MiB",
     ),
     (
         "pass loop in-process, own RSS before -> after 1,000 targeted passes",
