@@ -95,7 +95,13 @@ def creates(records: list[Record]) -> Counter[str]:
         if not r.forwarded:
             continue
         if r.method == "POST" and r.path == "/connectors":
-            counts[json.loads(r.body)["name"]] += 1
+            try:
+                name = json.loads(r.body)["name"]
+            except (ValueError, KeyError, TypeError):
+                # Cut off by the SIGKILL before its body was sent (several creates are in flight at
+                # once): Connect got no connector to create from it.
+                continue
+            counts[name] += 1
         elif r.method == "PUT" and r.path.endswith("/config"):
             counts[r.path.split("/")[2]] += 1
     return counts
