@@ -1,7 +1,8 @@
 """Benchmark: what running templates in the jq sandbox costs against running them in-process.
 
 Both render the way the pipeline does, `Renderer.render_many` (templates batched, BATCH_SIZE per jq
-program); `in_process_alone_cold_per_s` is the old way, one jq program per template, for comparison.
+program, the inputs passed as jq's input document); `in_process_alone_cold_per_s` is the old way, one jq
+program per template, for comparison. `bench/jq_compile.py` measures compile time and memory.
 
 Renders N distinct connector templates (a few config keys, $VARS from *.properties, env, a mounted secret
 and file, string interpolation: the shapes of configmaps/) through `render_connector`, once with

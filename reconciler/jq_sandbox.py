@@ -5,8 +5,10 @@ process once malloc fails. `JqSandbox` (a `JqEngine`) hands each program to a pe
 (`reconciler.jq_worker`) and waits at most `deadline_s` for the answer; past it, or when the child dies of
 its RLIMIT_AS, the child is killed and reaped, the call raises a one-line RenderError and the next call
 gets a fresh child. The inputs (`args_json`, the same for a whole pass) cross the pipe only when they
-change. A failure that is the program's own (deadline, memory, output size) is remembered, so the same
-program with the same inputs fails at once on the next pass instead of burning the deadline again.
+change; the child hands them to every program as its input document. A failure that is the program's own
+(deadline, memory, output size) is remembered, so the same program with the same inputs fails at once on
+the next pass instead of burning the deadline again; so is a batch (`run_batch`) that one of its templates
+stopped, whose templates then run alone at once.
 
 Messages name the limit, never the program or its inputs (they hold secret values).
 """
@@ -26,7 +28,6 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -187,6 +188,7 @@ class JqSandbox:
         self._args: str | None = None
         self._args_digest = b""
         self._failures: OrderedDict[bytes, str] = OrderedDict()
+        self._failed_batches: OrderedDict[bytes, None] = OrderedDict()
         # The CPU backstop only ends a child whose parent died mid-run; the deadline is what normally acts.
         cpu_backstop = max(10, math.ceil(deadline_s * 5))
         self._argv = [
@@ -234,22 +236,50 @@ class JqSandbox:
                     self._remember(key, str(hit))
                 raise RenderError(str(hit)) from None
 
-    def run_batch(self, programs: Sequence[str], args_json: str) -> list[list[str] | None]:
+    def run_batch(self, program: str, count: int, args_json: str) -> list[list[str] | None] | None:
         """`InProcessJq.run_batch` in the child, under the same deadline and memory cap as one template.
         Whatever stops the batch — a limit, the deadline, the child's death — sends every template of
-        it to run alone, where a limit is pinned on the template that hits it; nothing is remembered."""
+        it to run alone, where a limit is pinned on the template that hits it. A batch stopped by the
+        deadline or the memory cap is remembered with the inputs, so the next pass sends it alone at once
+        instead of burning the deadline again."""
         with self._lock:
-            self._failure_key("", args_json)  # notes a change of the inputs, as `run` does
+            key = self._failure_key(program, args_json)
+            if key in self._failed_batches:
+                self._failed_batches.move_to_end(key)
+                return [None] * count
+            cpu_before: float | None = None
             try:
-                child = self._sent_request({"batch": list(programs)}, args_json)
+                child = self._sent_request({"batch": program, "count": count}, args_json)
+                cpu_before = child.cpu_seconds()
                 answer = child.receive(deadline=time.monotonic() + self.deadline_s)
-            except (TimeoutError, RenderError):
-                answer = None
-            results = answer.get("batch") if isinstance(answer, dict) else None
-            if not isinstance(results, list) or len(results) != len(programs):
-                self._discard_child()  # past the deadline, dead, out of memory, or not answering in kind
-                return [None] * len(programs)
+            except TimeoutError:
+                hit = self._past_deadline(child, cpu_before=cpu_before)
+                self._remember_batch(key, remember=hit.remember)
+                return [None] * count
+            except RenderError:  # the child could not start or took no request: nothing is learnt
+                self._discard_child()
+                return [None] * count
+            if answer is None:
+                self._remember_batch(key, remember=self._died(child).remember)
+                return [None] * count
+            if answer.get("limit") == "memory":
+                self._discard_child()  # it exits after answering
+                self._remember_batch(key, remember=True)
+                return [None] * count
+            if "batch" not in answer:  # another limit or a failure: each template finds its own alone
+                return [None] * count
+            results = answer["batch"]
+            if results is None:
+                return None
+            if not isinstance(results, list) or len(results) != count:
+                return [None] * count
             return [r if isinstance(r, list) else None for r in results]
+
+    def _remember_batch(self, key: bytes, *, remember: bool) -> None:
+        if remember:
+            self._failed_batches[key] = None
+            if len(self._failed_batches) > _REMEMBERED_FAILURES:
+                self._failed_batches.popitem(last=False)
 
     def _failure_key(self, program: str, args_json: str) -> bytes:
         # Digests, not the texts: remembered failures must not keep a thousand copies of the inputs alive.

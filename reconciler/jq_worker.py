@@ -10,9 +10,11 @@ Wire format, both ways: a 4-byte big-endian length, then that many bytes of UTF-
     parent -> child         {"program": str, "args"?: str}    "args" only when they change; kept until then
     child -> parent         {"outputs": [...]} | {"jq": message, "compile": bool} | {"limit": kind}
                             | {"failed": exception class name}
-    parent -> child         {"batch": [str, ...], "args"?: str}   templates for `InProcessJq.run_batch`
+    parent -> child         {"batch": str, "count": int, "args"?: str}   a `batch_program` of `count`
+                            templates, for `InProcessJq.run_batch`
     child -> parent         {"batch": [[text, ...] | null, ...]}   null: run that one alone (also
-                            where its output passes the output cap) | a limit or failure as above
+                            where its output passes the output cap) | {"batch": null}: it does not
+                            compile | a limit or failure as above
 `kind` is "memory" (the child exits right after), "depth" or "output". The parent words the messages.
 """
 
@@ -117,8 +119,10 @@ def _answer(program: str, args_json: str, *, max_output_bytes: int) -> bytes:
     return frame({"outputs": outputs})
 
 
-def _answer_batch(programs: list[str], args_json: str, *, max_output_bytes: int) -> bytes:
-    results = IN_PROCESS.run_batch(programs, args_json)
+def _answer_batch(program: str, count: int, args_json: str, *, max_output_bytes: int) -> bytes:
+    results = IN_PROCESS.run_batch(program, count, args_json)
+    if results is None:
+        return frame({"batch": None})
     return frame({"batch": [r if r is None or _text_bytes(r) <= max_output_bytes else None for r in results]})
 
 
@@ -131,7 +135,9 @@ def serve(requests: BinaryIO, answers: BinaryIO, *, max_output_bytes: int, cpu_s
         _arm_cpu_backstop(seconds=cpu_seconds)
         try:
             if "batch" in request:
-                reply = _answer_batch(request["batch"], args_json, max_output_bytes=max_output_bytes)
+                reply = _answer_batch(
+                    request["batch"], request["count"], args_json, max_output_bytes=max_output_bytes
+                )
             else:
                 reply = _answer(request["program"], args_json, max_output_bytes=max_output_bytes)
         except MemoryError:

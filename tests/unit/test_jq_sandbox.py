@@ -16,7 +16,7 @@ import pytest
 
 from reconciler import jq_sandbox
 from reconciler.core import rendering
-from reconciler.core.rendering import IN_PROCESS, JqError, args_json, evaluate, wrap_program
+from reconciler.core.rendering import IN_PROCESS, JqError, args_json, evaluate, variable_names, wrap_program
 from reconciler.errors import RenderError
 from reconciler.jq_sandbox import JqSandbox
 from reconciler.model import ConnectorSpec, RenderInputs, SourceRef
@@ -32,6 +32,7 @@ INPUTS = RenderInputs(
     secret_values=frozenset({SECRET}),
 )
 ARGS = args_json(INPUTS)
+VARIABLES = variable_names(INPUTS)
 TEMPLATE = '{"name": "c1", "config": {"topics": "\\($TOPIC)-\\(env.STAGE)", "bs": $files.common.bootstrap}}'
 HOSTILE = {
     "endless recursion": "def f: f; f",
@@ -73,7 +74,7 @@ def test_answers_equal_in_process(sandbox: JqSandbox) -> None:
         "1, 2, 3",
     ]
     for program in programs:
-        wrapped = wrap_program(program)
+        wrapped = wrap_program(program, variables=VARIABLES)
         assert sandbox.run(wrapped, ARGS) == IN_PROCESS.run(wrapped, ARGS)
         assert evaluate(program, INPUTS, engine=sandbox) == evaluate(program, INPUTS)
 
@@ -97,7 +98,7 @@ def test_compile_error_is_jqs_own(sandbox: JqSandbox) -> None:
 
 def test_runtime_error_is_jqs_own(sandbox: JqSandbox) -> None:
     with pytest.raises(JqError) as caught:
-        sandbox.run(wrap_program('error("boom \\($TOPIC)")'), ARGS)
+        sandbox.run(wrap_program('error("boom \\($TOPIC)")', variables=VARIABLES), ARGS)
     assert not caught.value.compile and str(caught.value) == "boom orders"
     with pytest.raises(RenderError, match=r"^jq error: boom orders$"):
         evaluate('error("boom \\($TOPIC)")', INPUTS, engine=sandbox)
