@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.run import TEMPLATE
 from reconciler.entrypoints.flags import settings_from_values
 from reconciler.logs import configure_logging
 from reconciler.model import ConfigMapDoc, Report
@@ -38,16 +39,6 @@ from reconciler.runtime import jq_sandbox, open_runtime
 from tests.harness.connect_kit import ConnectKit
 from tests.harness.fault_proxy import FaultProxy
 
-TEMPLATE = """{
-  "name": "%(name)s",
-  "state": "stopped",
-  "config": {
-    "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
-    "tasks.max": 1,
-    "file": (env.BENCH_DATA_DIR + "/input-%(index)d.txt"),
-    "topic": ($TOPIC_PREFIX + "-%(index)d-v%(version)d")
-  }
-}"""
 PREFIX = "wpass"
 
 
