@@ -598,10 +598,12 @@ def measure_render(n: int, *, log: Path) -> dict[str, Any]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=600,
     )
     log.write_text(result.stderr)
+    if result.returncode != 0:
+        raise KitError(f"bench.render_isolation exited {result.returncode}: {result.stderr.strip()[-2000:]}")
     isolation = json.loads(result.stdout.strip().splitlines()[-1])
     # As the engine compiles: the inputs are not compiled in (they are the input document of each run).
     variables = rendering.variable_names(render_isolation.INPUTS)
