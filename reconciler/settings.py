@@ -24,6 +24,10 @@ class InputSettings:
     env_allow: str = ".*"
     secret_env_pattern: str = DEFAULT_SECRET_NAME_PATTERN
     secret_env: Sequence[str] = ()
+    # "directory": a Secret volume's keys render as `${directory:PATH:KEY}`, resolved by the worker's
+    # DirectoryConfigProvider, so the value never crosses the REST API. PATH: where the worker mounts it.
+    secret_provider: str = "none"
+    secret_worker_dirs: Sequence[str] = ()  # NAME=PATH: the volume's mount on the worker, if not the same
 
 
 @dataclass(frozen=True, slots=True)

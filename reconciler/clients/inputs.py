@@ -150,8 +150,26 @@ def load_inputs(
     inputs = RenderInputs(
         env=env,
         variables=variables,
-        secrets=secrets,
+        secrets=_placeholders(settings, secrets) if settings.secret_provider == "directory" else secrets,
         files=files,
+        # The values stay known as secret even as placeholders: an error Connect echoes is still masked.
         secret_values=_secret_values(settings, environ, variables, secrets),
     )
     return inputs, warnings
+
+
+def _placeholders(
+    settings: InputSettings, secrets: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, str]]:
+    """Each Secret key as Kafka's DirectoryConfigProvider placeholder, `${directory:PATH:KEY}` (KIP-632):
+    the worker reads the file KEY in PATH when the connector starts, so the value never travels over
+    REST, never sits in the config topic and `GET /connectors` never returns it."""
+    mounts = {name: str(path) for name, path in map(_volume, settings.secret_dirs)}
+    for name, path in map(_volume, settings.secret_worker_dirs):
+        if name not in mounts:
+            raise ConfigError(f"--secret-worker-dir {name}={path}: no --secret-dir is named {name}")
+        mounts[name] = str(path)
+    return {
+        name: {key: f"${{directory:{mounts[name].rstrip('/') or '/'}:{key}}}" for key in volume}
+        for name, volume in secrets.items()
+    }

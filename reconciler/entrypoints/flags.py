@@ -75,6 +75,18 @@ FLAGS: tuple[Flag, ...] = (
         DEFAULT_SECRET_NAME_PATTERN,
     ),
     Flag("--secret-env", "an environment variable whose value is secret (repeatable)", many=True),
+    Flag(
+        "--secret-provider",
+        "render $secrets.NAME.KEY as a config-provider placeholder the worker resolves, ${directory:PATH:KEY} "
+        "(the worker needs config.providers=directory), instead of the value itself",
+        "none",
+        choices=("none", "directory"),
+    ),
+    Flag(
+        "--secret-worker-dir",
+        "where the Connect worker mounts a --secret-dir volume, NAME=PATH (repeatable; default: the same path)",
+        many=True,
+    ),
     Flag("--render-timeout", "seconds one template may run before it is an error", "2", kind=float),
     Flag("--render-memory", "MiB of memory one template may use before it is an error", "256", kind=int),
     Flag(
@@ -296,6 +308,8 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             env_allow=values.get("env_allow", ".*"),
             secret_env_pattern=values.get("secret_env_pattern", DEFAULT_SECRET_NAME_PATTERN),
             secret_env=many("secret_env"),
+            secret_provider=values.get("secret_provider") or "none",
+            secret_worker_dirs=many("secret_worker_dir"),
         ),
         render=render,
         connect=ConnectSettings(
