@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.run import TEMPLATE
+from bench.run import TEMPLATE, rss_kib
 from reconciler.entrypoints.flags import settings_from_values
 from reconciler.logs import configure_logging
 from reconciler.model import ConfigMapDoc, Report
@@ -58,15 +58,7 @@ def docs(n: int, *, edited: dict[int, int] | None = None) -> list[ConfigMapDoc]:
 
 
 def rss_mib(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+    return round(rss_kib(pid) / 1024, 1) if pid is not None and Path(f"/proc/{pid}").exists() else None
 
 
 def child_cpu(pid: int | None) -> float:
