@@ -24,10 +24,14 @@ class InputSettings:
     env_allow: str = ".*"
     secret_env_pattern: str = DEFAULT_SECRET_NAME_PATTERN
     secret_env: Sequence[str] = ()
-    # "directory": a Secret volume's keys render as `${directory:PATH:KEY}`, resolved by the worker's
-    # DirectoryConfigProvider, so the value never crosses the REST API. PATH: where the worker mounts it.
-    secret_provider: str = "none"
+    # "directory" (every volume) or "NAME=directory" (one volume; "NAME=none" exempts one): a Secret
+    # volume's keys render as `${directory:PATH:KEY}`, resolved by the worker's DirectoryConfigProvider,
+    # so the value never crosses the REST API. PATH: where the worker mounts it.
+    secret_providers: Sequence[str] = ()
     secret_worker_dirs: Sequence[str] = ()  # NAME=PATH: the volume's mount on the worker, if not the same
+    # "file": secret-named properties render as `${file:PATH/FILE:key}` for the worker's FileConfigProvider.
+    properties_provider: str = "none"
+    properties_worker_dirs: Sequence[str] = ()  # LOCAL=WORKER: a --properties-dir's mount on the worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from reconciler.core.properties import jaas_credentials, to_jq_vars
+from reconciler.core.properties import jaas_credentials, merge_properties
 from reconciler.core.redaction import secret_names
 from reconciler.errors import ConfigError
 from reconciler.model import RenderInputs
@@ -140,7 +140,7 @@ def load_inputs(
     environ = dict(os.environ if environ is None else environ)
     env = _allowed_env(environ, settings.env_allow)
     try:
-        variables, warnings = to_jq_vars(_properties_files(settings.properties_dirs))
+        variables, origins, warnings = merge_properties(_properties_files(settings.properties_dirs))
     except ValueError as exc:
         raise ConfigError(f"properties file {exc}") from None
     for key, value in jaas_credentials(variables).items():
@@ -149,8 +149,8 @@ def load_inputs(
     files = _volumes(settings.files_dirs, warnings)
     inputs = RenderInputs(
         env=env,
-        variables=variables,
-        secrets=_placeholders(settings, secrets) if settings.secret_provider == "directory" else secrets,
+        variables=_file_placeholders(settings, variables, origins),
+        secrets=_placeholders(settings, secrets),
         files=files,
         # The values stay known as secret even as placeholders: an error Connect echoes is still masked.
         secret_values=_secret_values(settings, environ, variables, secrets),
@@ -158,18 +158,79 @@ def load_inputs(
     return inputs, warnings
 
 
+def _placeholder(provider: str, path: str, key: str, what: str) -> str:
+    # Kafka splits `${provider:path:key}` at its first two colons and ends it at the first `}`.
+    if any(c in part for c in ":}" for part in (path, key)):
+        raise ConfigError(
+            f"{what}: cannot be a ${{{provider}:...}} placeholder: its path or key holds ':' or '}}'"
+        )
+    return f"${{{provider}:{path}:{key}}}"
+
+
+def _volume_providers(settings: InputSettings) -> dict[str, str]:
+    """Each --secret-dir volume's provider: `directory` sets every one, `NAME=...` one (and wins)."""
+    names = [name for name, _ in map(_volume, settings.secret_dirs)]
+    every = [spec for spec in settings.secret_providers if "=" not in spec]
+    chosen = dict.fromkeys(names, every[-1] if every else "none")
+    for spec in settings.secret_providers:
+        name, sep, provider = spec.partition("=")
+        if not sep:
+            continue
+        if name not in chosen:
+            raise ConfigError(f"--secret-provider {spec}: no --secret-dir is named {name}")
+        chosen[name] = provider
+    return chosen
+
+
 def _placeholders(
     settings: InputSettings, secrets: Mapping[str, Mapping[str, str]]
 ) -> dict[str, dict[str, str]]:
-    """Each Secret key as Kafka's DirectoryConfigProvider placeholder, `${directory:PATH:KEY}` (KIP-632):
-    the worker reads the file KEY in PATH when the connector starts, so the value never travels over
-    REST, never sits in the config topic and `GET /connectors` never returns it."""
+    """Each key of a Secret volume whose provider is `directory` as Kafka's DirectoryConfigProvider
+    placeholder, `${directory:PATH:KEY}` (KIP-632): the worker reads the file KEY in PATH when the
+    connector starts, so the value never travels over REST, never sits in the config topic and
+    `GET /connectors` never returns it."""
+    providers = _volume_providers(settings)
     mounts = {name: str(path) for name, path in map(_volume, settings.secret_dirs)}
     for name, path in map(_volume, settings.secret_worker_dirs):
         if name not in mounts:
             raise ConfigError(f"--secret-worker-dir {name}={path}: no --secret-dir is named {name}")
         mounts[name] = str(path)
     return {
-        name: {key: f"${{directory:{mounts[name].rstrip('/') or '/'}:{key}}}" for key in volume}
+        name: (
+            {
+                key: _placeholder(
+                    "directory", mounts[name].rstrip("/") or "/", key, f"--secret-dir {name}: key {key}"
+                )
+                for key in volume
+            }
+            if providers.get(name) == "directory"
+            else dict(volume)
+        )
         for name, volume in secrets.items()
     }
+
+
+def _file_placeholders(
+    settings: InputSettings, variables: Mapping[str, str], origins: Mapping[str, tuple[str, str]]
+) -> dict[str, str]:
+    """With `--properties-provider file`, each property whose variable name is secret as Kafka's
+    FileConfigProvider placeholder, `${file:PATH:key}`, PATH being the file on the worker: a properties
+    Secret mounted on both sides then never sends its values over REST."""
+    if settings.properties_provider != "file":
+        return dict(variables)
+    mounts: dict[str, str] = {}
+    for spec in settings.properties_worker_dirs:
+        local, sep, worker = spec.partition("=")
+        if not sep or not worker:
+            raise ConfigError(f"--properties-worker-dir {spec}: expected LOCAL=WORKER")
+        if Path(local) not in {Path(d) for d in settings.properties_dirs}:
+            raise ConfigError(f"--properties-worker-dir {spec}: no --properties-dir is {local}")
+        mounts[str(Path(local))] = worker.rstrip("/") or "/"
+    secret = secret_names(variables, pattern=settings.secret_env_pattern)
+    rendered = dict(variables)
+    for var in secret:
+        file, key = origins[var]
+        source = Path(file)
+        worker = f"{mounts.get(str(source.parent), str(source.parent)).rstrip('/')}/{source.name}"
+        rendered[var] = _placeholder("file", worker, key, f"properties file {file}: key {key}")
+    return rendered

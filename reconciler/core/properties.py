@@ -156,8 +156,17 @@ def variable_name(key: str) -> str:
 
 def to_jq_vars(files: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
     """Merge (file name, text) pairs into jq variables. Later files win; returns (vars, warnings)."""
+    merged, _origins, warnings = merge_properties(files)
+    return merged, warnings
+
+
+def merge_properties(
+    files: Iterable[tuple[str, str]],
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
+    """`to_jq_vars`, also naming where each variable came from: (vars, {var: (file name, key)}, warnings).
+    The origin is what a FileConfigProvider placeholder needs to point the worker at the same value."""
     merged: dict[str, str] = {}
-    origin: dict[str, str] = {}
+    origin: dict[str, tuple[str, str]] = {}
     warnings: list[str] = []
     for name, text in files:
         try:
@@ -167,10 +176,10 @@ def to_jq_vars(files: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[s
         for key, value in parsed.items():
             var = variable_name(key)
             if var in merged and merged[var] != value:
-                warnings.append(f"${var} is set in {origin[var]} and again in {name}; {name} wins")
+                warnings.append(f"${var} is set in {origin[var][0]} and again in {name}; {name} wins")
             merged[var] = value
-            origin[var] = name
-    return merged, warnings
+            origin[var] = (name, key)
+    return merged, origin, warnings
 
 
 def jaas_credentials(variables: Mapping[str, str]) -> dict[str, str]:

@@ -78,13 +78,25 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--secret-provider",
         "render $secrets.NAME.KEY as a config-provider placeholder the worker resolves, ${directory:PATH:KEY} "
-        "(the worker needs config.providers=directory), instead of the value itself",
-        "none",
-        choices=("none", "directory"),
+        "(the worker needs config.providers=directory), instead of the value itself: directory for every "
+        "--secret-dir, NAME=directory for one, NAME=none to exempt one (repeatable)",
+        many=True,
     ),
     Flag(
         "--secret-worker-dir",
         "where the Connect worker mounts a --secret-dir volume, NAME=PATH (repeatable; default: the same path)",
+        many=True,
+    ),
+    Flag(
+        "--properties-provider",
+        "file: render properties whose variable names match --secret-env-pattern as ${file:PATH:key} for "
+        "the worker's FileConfigProvider (config.providers=file), instead of the value itself",
+        "none",
+        choices=("none", "file"),
+    ),
+    Flag(
+        "--properties-worker-dir",
+        "where the Connect worker mounts a --properties-dir, LOCAL=WORKER (repeatable; default: the same path)",
         many=True,
     ),
     Flag("--render-timeout", "seconds one template may run before it is an error", "2", kind=float),
@@ -308,8 +320,10 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             env_allow=values.get("env_allow", ".*"),
             secret_env_pattern=values.get("secret_env_pattern", DEFAULT_SECRET_NAME_PATTERN),
             secret_env=many("secret_env"),
-            secret_provider=values.get("secret_provider") or "none",
+            secret_providers=_providers(many("secret_provider")),
             secret_worker_dirs=many("secret_worker_dir"),
+            properties_provider=values.get("properties_provider") or "none",
+            properties_worker_dirs=many("properties_worker_dir"),
         ),
         render=render,
         connect=ConnectSettings(
@@ -351,6 +365,21 @@ def settings_from_values(values: Mapping[str, Any]) -> Settings:
             level=values.get("log_level", "warning"), format=values.get("log_format", "console")
         ),
     )
+
+
+_SECRET_PROVIDERS = ("none", "directory")
+
+
+def _providers(specs: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse a misspelt provider here, before anything renders: a typo must never send the value."""
+    for spec in specs:
+        provider = spec.rpartition("=")[2]
+        if provider not in _SECRET_PROVIDERS or spec.startswith("="):
+            raise ConfigError(
+                f"--secret-provider {spec!r}: expected one of {', '.join(_SECRET_PROVIDERS)}, "
+                "alone or as NAME=PROVIDER"
+            )
+    return specs
 
 
 def _leader(values: Mapping[str, Any]) -> LeaderSettings:
