@@ -23,7 +23,9 @@ def render_samples() -> list:  # type: ignore[type-arg]
         environ={"DEMO_DATA_DIR": "/data"},
     )
     assert warnings == []
-    docs, errors = load_configmaps([str(ROOT / "configmaps")])
+    # The top-level samples, which `make demo` applies; those in subdirectories need plugins or inputs of
+    # their own and have their own tests (camel/: test_camel_sample.py).
+    docs, errors = load_configmaps(sorted(str(p) for p in (ROOT / "configmaps").glob("*.yaml")))
     assert errors == []
     desired = render_all(docs, renderer=Renderer(inputs), selector=parse_selector("destination=connect"))
     assert desired.problems == ()
