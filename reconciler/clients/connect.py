@@ -58,6 +58,11 @@ _PERMANENT_500 = re.compile(
 )
 # Connect's messages can quote whole configs; an error line stays readable at this length.
 MAX_MESSAGE_CHARS = 500
+# Plugins.java lists every installed plugin's PluginDesc after the class it could not find: hundreds of
+# characters that hide the one fact that matters, so the list becomes a pointer to where it can be read.
+_MISSING_PLUGIN = re.compile(
+    r"(Failed to find any class that implements \w+ and which name matches \S+?),? available \w+ are: .*"
+)
 # JAX-RS's message for a path no resource matches; Connect's mapper wraps it in its JSON error body.
 _UNKNOWN_PATH = ": HTTP 404 Not Found"
 # Transport failures before the request was sent: the write certainly did not happen.
@@ -84,6 +89,9 @@ def _message(response: httpx.Response, body: Mapping[str, Any] | None) -> str:
     without spaces is kept or dropped whole."""
     text = str(body["message"]) if body is not None else response.text.strip() or response.reason_phrase
     text = " ".join(text.split())
+    text = _MISSING_PLUGIN.sub(
+        r"\1: the plugin is not installed on this worker (GET /connector-plugins)", text
+    )
     if len(text) <= MAX_MESSAGE_CHARS:
         return text
     cut = text.rfind(" ", 0, MAX_MESSAGE_CHARS + 1)

@@ -189,3 +189,14 @@ def test_the_hook_exits_zero_for_a_permanent_500(fake: FakeConnect, tmp_path: Pa
 def test_the_hook_exits_one_for_a_transient_500(fake: FakeConnect, tmp_path: Path) -> None:
     fake.fail("POST", "/connectors", 500, _body(TRANSIENT["config-write"]), times=1000)
     assert run_hook(tmp_path, CONNECT_RECONCILER_RETRY_SECONDS="0.3") == 1
+
+
+@pytest.mark.parametrize("key", ["unknown-class", "unknown-class-validate"])
+def test_a_missing_plugin_is_named_without_the_list_of_every_installed_one(key: str) -> None:
+    request = httpx.Request("POST", "http://connect.test/connectors")
+    exc = error_for(httpx.Response(400, json=_body(PERMANENT[key]), request=request))
+    assert str(exc).endswith(
+        "which name matches com.example.NoSuchConnector: the plugin is not installed on this worker"
+        " (GET /connector-plugins)"
+    )
+    assert "PluginDesc" not in str(exc)
