@@ -36,9 +36,9 @@ tools: venv java-tools
 demo: venv java-tools
 	$(PY) -m tests.harness.connect_kit start --data-dir $(DEMO_DIR)
 	@printf 'hello\nfrom\nconnect-reconciler\n' > $(DEMO_DIR)/input.txt
-	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler apply configmaps \
+	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler apply configmaps/*.yaml \
 	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR))"
-	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler status configmaps --wait 90 \
+	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler status configmaps/*.yaml --wait 90 \
 	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR))"
 	@echo "Kafka Connect keeps running at $$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR)); stop it with: make demo-stop"
 

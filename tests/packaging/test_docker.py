@@ -68,7 +68,7 @@ def test_image_entry_point_runs(image_root: Path) -> None:
         [
             str(exe),
             "render",
-            str(ROOT / "configmaps"),
+            *sorted(str(p) for p in (ROOT / "configmaps").glob("*.yaml")),
             "--properties-dir",
             str(ROOT / "configmaps/inputs/properties"),
             "--output",
