@@ -131,8 +131,6 @@ def decide_all(
         problems += [Problem(c.reason, sources.get(c.connector), c.connector, cluster) for c in own.conflicts]
         if own.blocked:
             problems.append(blocked_problem(replace(own.ledger, blocked_reason=own.blocked)))
-        for name in own.adopted:
-            log.warning("connector adopted into the ledger", connector=name, cluster=cluster)
     unreadable = frozenset(c for c in clusters if c not in ledgers)
     return Decisions(by_cluster, tuple(managed), tuple(plans), tuple(problems), unreadable)
 
@@ -163,6 +161,10 @@ def record_before(
                     retryable=True,
                 )
             )
+            continue
+        # Logged once the ledger says so, not when planned: a dry run adopts nothing.
+        for name in own.adopted:
+            log.warning("connector adopted into the ledger", connector=name, cluster=cluster)
     return stored, failed, problems
 
 

@@ -111,6 +111,20 @@ def test_adopt_flag_adopts_by_name() -> None:
     assert w.run(doc("a", "legacy")).ok and w.store.entries() == ["legacy"]
 
 
+def test_a_dry_run_logs_no_adoption_and_the_apply_logs_it_once() -> None:
+    from structlog.testing import capture_logs  # noqa: PLC0415
+
+    w = World(adopt=frozenset({"legacy"}))
+    w.fake.add("legacy", {"connector.class": "X"})
+    with capture_logs() as logs:
+        w.run(doc("a", "legacy"), dry_run=True)
+    assert [r for r in logs if r["event"] == "connector adopted into the ledger"] == []
+    assert w.store.entries() == []
+    with capture_logs() as logs:
+        w.run(doc("a", "legacy"))
+    assert [r["connector"] for r in logs if r["event"] == "connector adopted into the ledger"] == ["legacy"]
+
+
 def test_a_protected_connector_is_never_pruned_even_when_its_configmap_is_gone() -> None:
     w = World()
     w.run(doc("a", "keep", annotations={PROTECT_ANNOTATION: "true"}), doc("b", "other"))
