@@ -149,7 +149,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], notes: str) -> str:
         f"One machine ({m['cpu_model']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Linux {m['kernel']}, "
         f"Python {m['python']}, Kafka/Connect {m['kafka_version']}), one command:",
         "",
-        "```bash",
+        "```sh norun a benchmark: minutes of load against a real worker, figures not a test",
         ".venv/bin/python -m bench.run --sizes 100,500,1000 --edits 100 --out docs/benchmarks.md",
         "```",
         "",

@@ -851,7 +851,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Commit `{report['commit']}`, measured {report['date']} by `bench/run.py` "
         f"(total {report.get('total_s', 0):.0f} s).",
         "",
-        "```bash",
+        "```sh norun a benchmark: minutes of load against a real worker, figures not a test",
         report["command"],
         "```",
         "",
