@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/connect-reconciler
 DEMO_DIR ?= $(CACHE)/demo
 PYTEST_ARGS ?=
+DEMO_PG = $(DEMO_DIR)/postgres
+# Whether a PostgreSQL server is installed (Debian's /usr/lib/postgresql/N/bin, or initdb on PATH).
+PG_AVAILABLE = $(PY) -c 'import sys; from tests.harness.postgres_kit import available; sys.exit(not available())'
 
 .PHONY: demo demo-stop test lint unit tools java-tools venv
 
@@ -27,23 +30,47 @@ tools: venv java-tools
 	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	[ -e /usr/include/jq.h ] || missing="$$missing libjq-dev"; \
 	[ -e /usr/include/oniguruma.h ] || missing="$$missing libonig-dev"; \
+	$(PG_AVAILABLE) || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then echo "installing from Debian:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 	@command -v go >/dev/null || { echo "Go >= 1.26 is needed to build kube-apiserver for the tests" >&2; exit 1; }
 	$(PY) -m tests.harness.gobuild
 
-# Start a local Kafka + Connect (127.0.0.1), reconcile configmaps/ into it, print the connectors' status.
+# Start a local Kafka + Connect (127.0.0.1), reconcile configmaps/*.yaml into it, print the connectors' status.
+# With PostgreSQL installed (`make tools`), also a local PostgreSQL and the Debezium CDC sample (configmaps/cdc/),
+# its password a Secret volume the worker reads itself (--secret-provider directory).
 demo: venv java-tools
 	$(PY) -m tests.harness.connect_kit start --data-dir $(DEMO_DIR)
 	@printf 'hello\nfrom\nconnect-reconciler\n' > $(DEMO_DIR)/input.txt
-	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler apply configmaps/*.yaml \
-	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR))"
-	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler status configmaps/*.yaml --wait 90 \
-	  --properties-dir configmaps/inputs/properties --connect-url "$$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR))"
-	@echo "Kafka Connect keeps running at $$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR)); stop it with: make demo-stop"
+	@set -euo pipefail; \
+	url="$$($(PY) -m tests.harness.connect_kit url --data-dir $(DEMO_DIR))"; \
+	paths=(configmaps/*.yaml); cdc=(); \
+	if $(PG_AVAILABLE); then \
+	  $(PY) -m tests.harness.postgres_kit start --data-dir $(DEMO_PG) --password-dir $(DEMO_DIR)/secrets/postgres; \
+	  $(PY) -m tests.harness.postgres_kit sql --data-dir $(DEMO_PG) \
+	    "CREATE TABLE IF NOT EXISTS customers (id serial PRIMARY KEY, name text NOT NULL); \
+	     INSERT INTO customers (name) SELECT 'ada' WHERE NOT EXISTS (SELECT 1 FROM customers);"; \
+	  export CDC_PG_HOST=127.0.0.1 CDC_PG_PORT="$$($(PY) -m tests.harness.postgres_kit port --data-dir $(DEMO_PG))"; \
+	  paths+=(configmaps/cdc/*.yaml); \
+	  cdc=(--secret-dir $(DEMO_DIR)/secrets/postgres --secret-provider directory); \
+	else \
+	  echo "PostgreSQL not found: run \`make tools\` (installs Debian's postgresql) to add the Debezium CDC connector to the demo"; \
+	fi; \
+	set -x; \
+	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler apply "$${paths[@]}" \
+	  --properties-dir configmaps/inputs/properties "$${cdc[@]}" --connect-url "$$url"; \
+	DEMO_DATA_DIR=$(DEMO_DIR) $(VENV)/bin/connect-reconciler status "$${paths[@]}" --wait 90 \
+	  --properties-dir configmaps/inputs/properties "$${cdc[@]}" --connect-url "$$url"; \
+	{ set +x; } 2>/dev/null; \
+	echo "Kafka Connect keeps running at $$url; stop it with: make demo-stop"; \
+	if [ $${#cdc[@]} -gt 0 ]; then \
+	  echo "PostgreSQL keeps running too: rows of public.customers become events on the topic demo-cdc.public.customers;"; \
+	  echo "add one with: $(PY) -m tests.harness.postgres_kit sql --data-dir $(DEMO_PG) \"INSERT INTO customers (name) VALUES ('grace')\""; \
+	fi
 
 demo-stop: venv
 	$(PY) -m tests.harness.connect_kit stop --data-dir $(DEMO_DIR)
+	$(PY) -m tests.harness.postgres_kit stop --data-dir $(DEMO_PG)
 
 lint: venv
 	$(VENV)/bin/ruff check reconciler tests bench

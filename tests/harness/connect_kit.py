@@ -47,7 +47,7 @@ def require_tools() -> None:
 
 
 def classpath(kind: str) -> str:
-    """The runtime classpath of `kind` ("broker" or "connect"), resolved once by Maven and cached."""
+    """The runtime classpath of `kind` ("broker", "connect" or "debezium"), resolved once by Maven and cached."""
     out = cache_dir() / f"{kind}.classpath"
     if not out.exists() or out.stat().st_mtime < (POMS / f"{kind}.pom.xml").stat().st_mtime:
         require_tools()
@@ -97,6 +97,23 @@ def _properties(values: dict[str, object]) -> str:
 
 
 FAILING_CONNECTOR = HERE / "failing-connector"
+DEBEZIUM_PLUGIN = "debezium-postgres"
+
+
+def install_debezium_plugin(plugins_dir: Path) -> Path:
+    """Copy the Debezium PostgreSQL connector's runtime jars (kafka-jars/debezium.pom.xml, resolved once
+    into ~/.m2 and the classpath cache) into a plugin directory of their own: Connect gives each directory
+    of `plugin.path` its own class loader, so Debezium's Jackson or protobuf never meet the worker's."""
+    jars = [Path(p) for p in classpath("debezium").split(os.pathsep) if p]
+    target = plugins_dir / DEBEZIUM_PLUGIN
+    wanted = {jar.name: jar.stat().st_size for jar in jars}
+    present = {jar.name: jar.stat().st_size for jar in target.glob("*.jar")} if target.is_dir() else {}
+    if present != wanted:  # a changed pom leaves no stale jar behind
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for jar in jars:
+            shutil.copy2(jar, target / jar.name)
+    return target
 
 
 def build_failing_plugin(plugins_dir: Path, connect_classpath: str) -> Path:
@@ -185,6 +202,7 @@ class ConnectKit:
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         (self.data_dir / "not-a-directory").write_text("")  # see failing_task_config
         build_failing_plugin(self.data_dir / "plugins", connect_cp)
+        install_debezium_plugin(self.data_dir / "plugins")
         self.ports = {
             "broker": free_port(),
             "controller": free_port(),
@@ -396,15 +414,19 @@ class ConnectKit:
             "offset.flush.interval.ms": 1000,
             "scheduled.rebalance.max.delay.ms": 5000,
             "plugin.path": self.data_dir / "plugins",
-            # Kafka's own connectors have ServiceLoader manifests: skipping the reflective scan saves ~2 s
-            # and ~250 MB. A third-party plugin without manifests would need hybrid_warn.
+            # Kafka's own connectors, the test connector and Debezium's jars (debezium-connector-postgres,
+            # debezium-connect-plugins) all carry ServiceLoader manifests: skipping the reflective scan
+            # saves ~2 s and ~250 MB. A third-party plugin without manifests would need hybrid_warn.
             "plugin.discovery": "service_load",
-            "config.providers": "file,env,dir",
+            # The names the reconciler's placeholders use: `${file:PATH:key}` (--properties-provider file)
+            # and `${directory:PATH:KEY}` (--secret-provider directory). Both read only under the kit's
+            # secrets dir, so a connector config cannot make the worker read any other file.
+            "config.providers": "file,directory,env",
             "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+            "config.providers.directory.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
             "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-            "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
             "config.providers.file.param.allowed.paths": secrets,
-            "config.providers.dir.param.allowed.paths": secrets,
+            "config.providers.directory.param.allowed.paths": secrets,
             "config.providers.env.param.allowlist.pattern": "KIT_.*",
         }
         (self.data_dir / "server.properties").write_text(_properties(server))
@@ -439,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "classpath":
             classpath("broker")
             classpath("connect")
+            classpath("debezium")
             print(cache_dir())
         elif args.command == "start":
             if not kit.load_state():

@@ -11,6 +11,7 @@ from kubernetes import client
 
 from tests.harness.apiserver_kit import ApiServerKit
 from tests.harness.connect_kit import ConnectKit
+from tests.harness.postgres_kit import PostgresKit
 from tests.harness.processes import KitError
 from tests.support import Connect
 
@@ -62,6 +63,23 @@ def connect_url(connect_kit: ConnectKit) -> str:
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerKit]:
     """kube-apiserver (built from source on first use, then cached) + etcd, RBAC on."""
     yield from _running(ApiServerKit(tmp_path_factory.mktemp("apiserver")))
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresKit]:
+    """PostgreSQL (Debian's postgresql-15) with wal_level=logical and a REPLICATION role, for Debezium.
+    Like the other kits, a missing PostgreSQL fails the suite (the message says `make tools` installs it)."""
+    if os.environ.get("CONNECT_RECONCILER_SKIP_INTEGRATION") == "1":
+        pytest.skip("CONNECT_RECONCILER_SKIP_INTEGRATION=1")
+    kit = PostgresKit(tmp_path_factory.mktemp("postgres"))
+    try:
+        kit.start()
+    except KitError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield kit
+    finally:
+        kit.destroy()  # its cluster may live outside pytest's temp dir (see PostgresKit._cluster_dir)
 
 
 @pytest.fixture
