@@ -11,7 +11,7 @@ DEMO_PG = $(DEMO_DIR)/postgres
 # Whether a PostgreSQL server is installed (Debian's /usr/lib/postgresql/N/bin, or initdb on PATH).
 PG_AVAILABLE = $(PY) -c 'import sys; from tests.harness.postgres_kit import available; sys.exit(not available())'
 
-.PHONY: demo demo-stop test lint unit tools java-tools venv
+.PHONY: demo demo-stop test lint unit tools java-tools venv docs
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -71,6 +71,10 @@ demo: venv java-tools
 demo-stop: venv
 	$(PY) -m tests.harness.connect_kit stop --data-dir $(DEMO_DIR)
 	$(PY) -m tests.harness.postgres_kit stop --data-dir $(DEMO_PG)
+
+# Regenerate docs/cli.md from the parser (tests/unit/test_cli_reference.py fails while it is stale).
+docs: venv
+	$(PY) -m reconciler.entrypoints.reference > docs/cli.md
 
 lint: venv
 	$(VENV)/bin/ruff check reconciler tests bench

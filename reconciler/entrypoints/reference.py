@@ -1,0 +1,190 @@
+"""docs/cli.md, generated from the parser: every command, flag, environment variable and exit code.
+
+Pure, except `main`: `cli_reference()` walks the argparse parser that `cli.build_parser` builds from
+`flags.FLAGS`, so the reference cannot drift from the code. `main` prints it, or with `--check FILE`
+exits 1 when FILE differs (a unit test runs the same comparison, and `make docs` rewrites the file).
+The text is built from the parser's data, never from argparse's help formatter, whose line wrapping
+depends on the terminal's width.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reconciler.entrypoints.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, build_parser
+from reconciler.entrypoints.flags import COMMON, ENV_PREFIX, FLAGS, PLAN, REMOTE, RUN, STATUS, Flag
+
+# Read by the entry points besides the CONNECT_RECONCILER_* flags. A unit test searches reconciler/ and
+# hooks/ for every environment variable read, so a new one fails it until it is described here.
+OTHER_ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    (
+        ENV_PREFIX + "PATHS",
+        "the ConfigMap paths when none are given as arguments (':'-separated); the hook ignores it",
+    ),
+    (
+        "POD_NAMESPACE",
+        "the namespace of the ledger and the Lease when --ledger-namespace is not set (run, hook)",
+    ),
+    ("POD_NAME", "this replica's identity in audit records, Events and the Lease when --identity is not set"),
+    ("BINDING_CONTEXT_PATH", "the hook only: the binding context file shell-operator passes to each run"),
+    ("K_SINK", "a CloudEvents sink URL (Knative SinkBinding): audit records are also POSTed there"),
+    ("K_CE_OVERRIDES", "JSON of CloudEvents extension overrides (Knative SinkBinding)"),
+    ("K_CA_CERTS", "PEM of the CA that signs K_SINK's certificate"),
+    ("NO_COLOR", "set: --color auto never colours"),
+    ("USER", "approve-deletes records it as the approver in the audit record"),
+)
+
+_SCOPES: tuple[tuple[str, str], ...] = (
+    (COMMON, "Every command"),
+    (REMOTE, "Commands that talk to Kafka Connect or Kubernetes"),
+    (PLAN, "plan"),
+    (STATUS, "status"),
+    (RUN, "run (the watcher) and the shell-operator hook"),
+)
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse has no public API to list subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("the parser has no subcommands")
+
+
+def _helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return {choice.dest: choice.help or "" for choice in action._choices_actions}
+    return {}
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._actions for name in action.option_strings}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _default(flag: Flag) -> str:
+    if flag.switch:
+        return "off"
+    if flag.many:
+        return "none"
+    if flag.default is None:
+        return "not set"
+    return f"`{flag.default}`" if flag.default else "`''`"
+
+
+def _flag_row(flag: Flag, takers: list[str]) -> str:
+    name = f"`{flag.name}`" + (f", `{flag.short}`" if flag.short else "")
+    value = "" if flag.switch else f" {flag.dest.upper()}"
+    notes = []
+    if flag.choices:
+        notes.append("one of " + ", ".join(f"`{c}`" for c in flag.choices))
+    if flag.many:  # the help already says "repeatable"
+        notes.append("':'-separated in the environment")
+    if flag.switch:
+        notes.append("in the environment 1/true/yes/on")
+    help_text = flag.help + (f" ({'; '.join(notes)})" if notes else "")
+    return f"| {name}{value} | `{flag.env}` | {_cell(_default(flag))} | {', '.join(takers)} | {_cell(help_text)} |"
+
+
+def _extra_arguments(name: str, sub: argparse.ArgumentParser) -> list[str]:
+    """A command's own arguments, beyond the shared flag table and the ConfigMap paths."""
+    known = {flag.dest for flag in FLAGS} | {"help", "paths"}
+    lines = []
+    for action in sub._actions:
+        if action.dest in known:
+            continue
+        shown = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{action.dest}`"
+        choices = f" (one of {', '.join(f'`{c}`' for c in action.choices)})" if action.choices else ""
+        lines.append(f"- `{name}` {shown}{choices}: {action.help}")
+    return lines
+
+
+def cli_reference() -> str:
+    """The whole of docs/cli.md."""
+    parser = build_parser({})  # an empty environment: the defaults shown are the code's own
+    commands = _commands(parser)
+    helps = _helps(parser)
+    options = {name: _options(sub) for name, sub in commands.items()}
+    out = [
+        "# Command-line reference",
+        "",
+        "<!-- Generated by `make docs` (python -m reconciler.entrypoints.reference) from the parser in",
+        "reconciler/entrypoints/flags.py and cli.py; tests/unit/test_cli_reference.py fails when it is stale. -->",
+        "",
+        "```text",
+        "connect-reconciler COMMAND [PATHS ...] [FLAGS]",
+        "```",
+        "",
+        "PATHS are ConfigMap YAML files or directories (walked recursively; multi-document files are fine).",
+        f"Every flag can also be set as an environment variable, `{ENV_PREFIX}<FLAG>`: upper case, dashes as",
+        "underscores. A flag given on the command line wins over its variable. The shell-operator hook has no",
+        "command line: it reads these variables (those of `run` included), set in its Deployment.",
+        "",
+        "## Commands",
+        "",
+        "| command | what it does |",
+        "|---|---|",
+    ]
+    out += [f"| `{name}` | {_cell(helps.get(name, ''))} |" for name in commands]
+    extras = [line for name, sub in commands.items() for line in _extra_arguments(name, sub)]
+    if extras:
+        out += ["", "Arguments of one command only:", "", *extras]
+    out += [
+        "",
+        "## Exit codes",
+        "",
+        "| code | meaning |",
+        "|---|---|",
+        f"| {EXIT_OK} | done: everything planned was confirmed by Connect; `plan`: nothing to change |",
+        f"| {EXIT_ERROR} | an error, an unconfirmed write, a broken ConfigMap, a blocked prune, or (`status`) "
+        "a connector not in its desired state |",
+        f"| {EXIT_CHANGES} | `plan` found changes to make; also a usage error (argparse's own) |",
+        "",
+        "## Flags",
+    ]
+    for scope, title in _SCOPES:
+        flags = [flag for flag in FLAGS if flag.scope == scope]
+        out += ["", f"### {title}", "", "| flag | environment | default | commands | what it does |"]
+        out.append("|---|---|---|---|---|")
+        for flag in flags:
+            takers = [f"`{name}`" for name in commands if flag.name in options[name]]
+            takers = ["all"] if len(takers) == len(commands) else takers
+            out.append(_flag_row(flag, takers))
+    out += [
+        "",
+        "## Other environment variables",
+        "",
+        "| variable | what it does |",
+        "|---|---|",
+        *(f"| `{name}` | {_cell(text)} |" for name, text in OTHER_ENVIRONMENT),
+        "",
+        "A clusters file (`--clusters-file`) may name further variables, `username_env` and `password_env`,",
+        "that hold a cluster's credentials.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reconciler.entrypoints.reference")
+    parser.add_argument("--check", metavar="FILE", help="exit 1 if FILE is not the current reference")
+    args = parser.parse_args(argv)
+    text = cli_reference()
+    if args.check is None:
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.check)
+    if not path.exists() or path.read_text() != text:
+        print(f"error: {path} is not what the parser says: regenerate it with `make docs`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
