@@ -42,6 +42,8 @@ TAIL_LINES = 40
 # block prints: a doc that shows one has shown a secret. Add a value here when a doc starts using it.
 DOC_SECRET_VALUES: tuple[str, ...] = (
     "fake-password-docs",
+    "fake-cdc-password-docs",
+    "fake-camel-secret-docs",
     "not-a-real-password",
     "s3cret-one",
     "s3cret-two",
