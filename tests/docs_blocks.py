@@ -35,6 +35,7 @@ class Block:
     info: str
     body: str
     closed: bool = True
+    not_a_fence: bool = False  # a ```sh line whose info string holds a backtick: Markdown shows it as text
 
     @property
     def where(self) -> str:
@@ -77,7 +78,11 @@ def parse_blocks(text: str, file: str) -> list[Block]:
             continue
         fence, info = match["fence"], match["info"].strip()
         if fence[0] == "`" and "`" in info:
-            # Inline code such as ```x``` on one line: not a fence (CommonMark forbids backticks here).
+            # Inline code such as ```x``` on one line: not a fence (CommonMark forbids backticks here). One
+            # that looks like a marked shell block is a typo (a `norun` reason quoting code) the policy reports.
+            words = info.split()
+            if words and (words[0].lower().startswith(SHELL_LANGUAGES) or {"runnable", "norun"} & set(words)):
+                blocks.append(Block(file=file, line=i + 1, info=info, body="", not_a_fence=True))
             i += 1
             continue
         width = len(match["indent"].expandtabs(4))
@@ -114,6 +119,10 @@ def classify(block: Block) -> Verdict:
     """What the docs test does with `block`, or why the block breaks the contract."""
     if not block.closed:
         return Verdict(block, Kind.VIOLATION, "the fence is never closed")
+    if block.not_a_fence:
+        return Verdict(
+            block, Kind.VIOLATION, "a backtick in the info string makes this line text, not a fence: drop it"
+        )
     info = block.info
     if info == RUNNABLE:
         return Verdict(block, Kind.RUNNABLE)

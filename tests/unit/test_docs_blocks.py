@@ -78,6 +78,15 @@ def test_inline_triple_backticks_are_not_a_fence() -> None:
     assert parse_blocks("Run ```make demo``` now.\n", "f.md") == []
 
 
+def test_a_shell_fence_whose_reason_quotes_code_is_a_violation_not_text() -> None:
+    text = "```sh norun needs `make demo` first\nmake demo\n```\n```yaml `x`\na: 1\n```\n"
+    blocks = parse_blocks(text, "f.md")
+    assert (blocks[0].line, blocks[0].not_a_fence) == (1, True)
+    verdict = classify(blocks[0])
+    assert verdict.kind is Kind.VIOLATION and "backtick" in verdict.reason
+    assert not any(b.not_a_fence and b.info.startswith("yaml") for b in blocks)
+
+
 def test_an_unclosed_fence_runs_to_the_end_and_is_a_violation() -> None:
     (block,) = parse_blocks("text\n```sh runnable\necho a\n", "f.md")
     assert (block.body, block.closed) == ("echo a\n", False)
