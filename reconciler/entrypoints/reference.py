@@ -146,6 +146,8 @@ def cli_reference() -> str:
         "a connector not in its desired state |",
         f"| {EXIT_CHANGES} | `plan` found changes to make; also a usage error (argparse's own) |",
         "",
+        "Per command, and for the hook: [troubleshooting.md](troubleshooting.md#exit-codes).",
+        "",
         "## Flags",
     ]
     for scope, title in _SCOPES:
