@@ -18,7 +18,6 @@ import ctypes
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import structlog
 from kubernetes import client
@@ -27,6 +26,7 @@ from reconciler.clients.events import EventRecorder
 from reconciler.clients.kube import ConfigMapApi, kube_api_client
 from reconciler.clients.ledger_store import KubeLedgerStore, LedgerStore
 from reconciler.clock import Clock, SystemClock
+from reconciler.entrypoints.signals import relay_signals
 from reconciler.errors import ConfigError, ReconcilerError, ShuttingDown
 from reconciler.logs import configure_logging, current_redactor, use_redactor
 from reconciler.metrics import Metrics
@@ -260,13 +260,13 @@ def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:
         log.error("cannot start", error=str(exc))
         return 2
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        # No logging here: the handler may interrupt a log write that holds the logger's lock.
+    def on_signal(_signum: int) -> None:
         watcher.stop.set()
         watcher.cache.dirty.set()  # wake the loop now rather than at its next timeout
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # Not a plain signal handler: one that sets these events can deadlock on a lock the main thread
+    # holds inside Event.wait (see signals.py).
+    restore_signals = relay_signals((signal.SIGTERM, signal.SIGINT), on_signal)
     address = settings.watch.health_address
     server = watcher.health.serve(address) if address else None
     metrics_address = settings.telemetry.metrics_address
@@ -291,6 +291,7 @@ def run_watcher(settings: Settings, environ: Mapping[str, str]) -> int:
             if http_server is not None:
                 http_server.shutdown()
                 http_server.server_close()
+        restore_signals()
     if watcher.leadership_lost:
         log.error("stopped: leader election lost", identity=watcher.identity)
         return 1

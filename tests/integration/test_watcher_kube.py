@@ -291,6 +291,7 @@ def test_run_exits_zero_on_sigterm_and_its_json_logs_hold_no_secret(
         "CONNECT_RECONCILER_LOG_LEVEL": "debug",
         "CONNECT_RECONCILER_LOG_FORMAT": "json",
         "DB_PASSWORD": WATCHER_SECRET,
+        "PYTHONFAULTHANDLER": "1",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "run"],
@@ -314,8 +315,11 @@ def test_run_exits_zero_on_sigterm_and_its_json_logs_hold_no_secret(
         try:
             code = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            raise AssertionError(proc.communicate()[1][-3000:]) from None
+            # SIGABRT makes faulthandler print every thread's stack: the failure says where it hung.
+            # Read through the text wrapper: lines it already buffered would be lost to communicate().
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=10)
+            raise AssertionError("no exit 30 s after SIGTERM:\n" + proc.stderr.read()[-6000:]) from None
         assert code == 0
         rest = proc.stderr.read()
         assert "shutting down" in rest and "stopped" in rest
