@@ -269,6 +269,13 @@ class Metrics:
             ["cluster"],
             registry=r,
         )
+        self.recreated_total = Counter(
+            PREFIX + "connectors_recreated_total",
+            "Creates of connectors the ledger says existed: deleted outside the reconciler (a person, "
+            "another controller such as Strimzi, a lost config topic), then put back from their ConfigMap.",
+            ["cluster"],
+            registry=r,
+        )
         self.prune_blocked_total = Counter(
             PREFIX + "prune_blocked_passes_total",
             "Passes whose prunes on a cluster were refused by a guard.",
@@ -328,6 +335,8 @@ class Metrics:
         self._known(action.cluster)
         if action.kind is ActionKind.RESTART and label != "skipped":
             self.auto_restarts_total.labels(action.cluster).inc()
+        if action.kind is ActionKind.CREATE and label == "ok" and event.plan.recreated:
+            self.recreated_total.labels(action.cluster).inc()
         version = event.source.resource_version if event.source is not None else None
         if label == "ok" and action.kind in DRIFT_KINDS and version is not None:
             with self._lock:

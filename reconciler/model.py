@@ -281,7 +281,8 @@ class ConnectorPlan:
     desired_state: DesiredState | None = None
     waiting: str | None = None  # why no state change is planned yet (e.g. waiting for assignment)
     restart: str | None = None  # auto-restart's note, e.g. "restart 3 of 5; next allowed in 12 min"
-    reason: str | None = None  # ownership: why it is deleted (pruned) or held, from the ledger
+    reason: str | None = None  # ownership: why it is deleted (pruned), held or created again, from the ledger
+    recreated: int = 0  # deleted outside the reconciler this many times in a row, this time included
 
     @property
     def in_sync(self) -> bool:

@@ -19,6 +19,7 @@ import structlog
 from reconciler.core.ledger import Entry, Ledger, timestamp
 from reconciler.core.planning import restart_action
 from reconciler.core.pruning import Ownership, PruneSettings, decide
+from reconciler.core.recreation import recreation
 from reconciler.errors import LedgerConflict, LedgerUnavailable
 from reconciler.model import (
     Action,
@@ -266,4 +267,24 @@ def with_restarts(
             by_cluster[cp.cluster] = own
         actions = cp.actions + ((action,) if action is not None else ())
         plans.append(replace(cp, actions=actions, restart=note or cp.restart))
+    return replace(plan, connectors=tuple(plans)), replace(decisions, by_cluster=by_cluster)
+
+
+def with_recreations(plan: Plan, decisions: Decisions, *, now: datetime) -> tuple[Plan, Decisions]:
+    """Mark every create of a connector its ledger entry says existed (`core/recreation.py`): the plan
+    gets the reason and the count, the entry the new count, so the ledger is written with it before the
+    create is sent and the next pass, run or replica goes on counting."""
+    by_cluster = dict(decisions.by_cluster)
+    plans: list[ConnectorPlan] = []
+    for cp in plan.connectors:
+        own = by_cluster.get(cp.cluster)
+        entry = own.ledger.entries.get(cp.connector) if own is not None else None
+        creates = any(a.kind is ActionKind.CREATE for a in cp.actions)
+        found = recreation(entry, now=now) if own is not None and entry is not None and creates else None
+        if own is None or found is None:
+            plans.append(cp)
+            continue
+        entries = {**own.ledger.entries, cp.connector: found.entry}
+        by_cluster[cp.cluster] = replace(own, ledger=own.ledger.with_entries(entries), changed=True)
+        plans.append(replace(cp, reason=found.reason, recreated=found.count))
     return replace(plan, connectors=tuple(plans)), replace(decisions, by_cluster=by_cluster)

@@ -42,6 +42,7 @@ from reconciler.ownership import (
     read_ledgers,
     record_after,
     record_before,
+    with_recreations,
     with_restarts,
     without_clusters,
 )
@@ -413,6 +414,7 @@ def reconcile(
         plan, decisions = with_restarts(
             plan, decisions, live, policy=rt.restart, now=rt.clock.now().timestamp()
         )
+        plan, decisions = with_recreations(plan, decisions, now=rt.clock.now())
     if extra:
         merged = sorted((*plan.connectors, *extra), key=lambda p: (p.cluster, p.connector))
         plan = replace(plan, connectors=tuple(merged))
@@ -447,6 +449,15 @@ def reconcile(
         stored, failed, write_problems = record_before(store, decisions)
         plan = replace(without_clusters(plan, failed), problems=plan.problems + tuple(write_problems))
     _log_deletes(plan, live, rt)
+    for cp in plan.connectors:
+        if cp.recreated:  # logged once its ledger counts it, as adoption is: a dry run recreates nothing
+            log.warning(
+                "connector deleted outside connect-reconciler",
+                connector=cp.connector,
+                cluster=cp.cluster,
+                times=cp.recreated,
+                reason=cp.reason,
+            )
     by_key = {(cp.cluster, cp.connector): cp for cp in plan.connectors}
 
     def on_outcome(outcome: Outcome) -> None:

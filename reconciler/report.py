@@ -73,6 +73,8 @@ def _plan_lines(cp: ConnectorPlan, paint: _Painter) -> list[str]:
         elif action.kind is ActionKind.DELETE and cp.reason:
             detail = f" ({cp.reason})"
         lines.append(paint(f"{symbol} {action.kind.value} {cp.connector}{cluster}{detail}", style) + where)
+    if cp.recreated and cp.reason:
+        lines.append(paint(f"    ! {cp.reason}", "yellow"))
     if waiting:
         lines.append(paint(f"    [{cp.live_state}]{waiting}", "dim"))
     if restart and not any(a.kind is ActionKind.RESTART for a in cp.actions):
@@ -133,6 +135,7 @@ def report_dict(report: Report) -> dict[str, Any]:
                 "waiting": c.waiting,
                 "restart": c.restart,
                 "reason": c.reason,
+                "recreated": c.recreated,
                 "live_state": c.live_state,
                 "desired_state": c.desired_state.value if c.desired_state else None,
                 "changes": [
@@ -211,6 +214,7 @@ _STATUS_COLUMNS = (
     "DRIFT",
     "LAST ACTION",
     "RESTARTS",
+    "RECREATED",
     "ERROR",
 )
 
@@ -237,6 +241,7 @@ def _status_cells(r: StatusRow) -> tuple[str, ...]:
         drift,
         last,
         str(r.restarts),
+        str(r.recreated),
         " ".join((r.last_error or "-").split()),
     )
 
@@ -257,6 +262,7 @@ def render_status(rows: Sequence[StatusRow], *, redactor: Redactor, as_json: boo
                 "last_at": r.last_at,
                 "last_error": r.last_error,
                 "restarts": r.restarts,
+                "recreated": r.recreated,
                 "ok": r.ok,
             }
             for r in rows

@@ -1,5 +1,6 @@
-"""Kubernetes Events on the ConfigMap that declares a connector: created, updated, drift repaired, state
-changed, deleted, restarted, failed, prune blocked.
+"""Kubernetes Events on the ConfigMap that declares a connector: created, created again after a delete
+made outside (a Warning), updated, drift repaired, state changed, deleted, restarted, failed, prune
+blocked.
 
 I/O edge: an observer (`reconciler.telemetry`) that turns the pipeline's events into Kubernetes Events,
 modelled on client-go's `tools/events` recorder. Through events.k8s.io/v1, or core/v1 once events.k8s.io
@@ -283,6 +284,9 @@ class EventRecorder:
                 self._applied[conn] = version
                 state = action.initial_state
                 extra = f" ({state.value})" if state is not None and state is not DesiredState.RUNNING else ""
+                if plan.recreated and plan.reason:
+                    note = f"Created {what} again{extra}: {plan.reason}"
+                    return [Emit(WARNING, "ConnectorRecreated", verb, reg, related, note)]
                 return [Emit(NORMAL, "ConnectorCreated", verb, reg, related, f"Created {what}{extra}")]
             case ActionKind.UPDATE:
                 drift = version is not None and conn in self._applied and self._applied[conn] == version

@@ -65,6 +65,9 @@ class Entry:
     pending_delete_since: str | None = None  # first pass that found it undeclared (grace period)
     restart: Mapping[str, Any] = field(default_factory=dict)  # auto-restart counters, stored as given
     last: Mapping[str, Any] = field(default_factory=dict)  # the last action: {action, at, ok, error?}
+    # Found gone from Connect without a delete of ours, and created again: {count, first, last}
+    # (core/recreation.py). Stored so that the hook's runs and a restarted watcher keep counting.
+    recreated: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"owner": self.owner, "origin": self.origin, "since": self.since}
@@ -78,13 +81,15 @@ class Entry:
             out["restart"] = dict(self.restart)
         if self.last:
             out["last"] = dict(self.last)
+        if self.recreated:
+            out["recreated"] = dict(self.recreated)
         return out
 
     @classmethod
     def from_json(cls, connector: str, raw: Any) -> Entry:
         if not isinstance(raw, Mapping) or not isinstance(raw.get("owner"), str):
             raise LedgerError(f"entry {connector!r} has no owner")
-        restart, last = raw.get("restart"), raw.get("last")
+        restart, last, recreated = raw.get("restart"), raw.get("last"), raw.get("recreated")
         return cls(
             connector=connector,
             owner=raw["owner"],
@@ -95,6 +100,7 @@ class Entry:
             pending_delete_since=raw.get("pendingDeleteSince") or None,
             restart=dict(restart) if isinstance(restart, Mapping) else {},
             last=dict(last) if isinstance(last, Mapping) else {},
+            recreated=dict(recreated) if isinstance(recreated, Mapping) else {},
         )
 
 

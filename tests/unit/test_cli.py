@@ -286,8 +286,8 @@ def test_status_lists_declared_connectors(world: World) -> None:
     code, out, _ = world.cli("status")
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["CONNECTOR", "CLUSTER", "DESIRED", "LIVE", "TASKS", "DRIFT", "LAST", "ACTION", "RESTARTS", "ERROR"]
-    assert rows[0].split() == ["src-a", "default", "running", "RUNNING", "1", "RUNNING", "no", "-", "0", "-"]
+    assert header.split() == ["CONNECTOR", "CLUSTER", "DESIRED", "LIVE", "TASKS", "DRIFT", "LAST", "ACTION", "RESTARTS", "RECREATED", "ERROR"]
+    assert rows[0].split() == ["src-a", "default", "running", "RUNNING", "1", "RUNNING", "no", "-", "0", "0", "-"]
     world.fake.connectors["src-a"]["config"]["topic"] = "edited-by-hand"
     world.fake.fail_task("src-c")
     code, out, _ = world.cli("status", "--output", "json")

@@ -325,7 +325,7 @@ def test_status_reports_a_prune_block_and_the_restart_counts(
     assert code == 1
     assert "prune blocked since" in err.getvalue() and "approve-deletes --cluster default" in err.getvalue()
     row = next(line.split() for line in out.getvalue().splitlines() if line.startswith("c1 "))
-    assert row[-2:] == ["1", "-"] and "restart" in row  # the last action, and one restart counted
+    assert row[-3:] == ["1", "0", "-"] and "restart" in row  # the last action, one restart, no recreation
 
 
 def test_before_a_delete_its_last_config_masked_and_its_offsets_are_logged() -> None:
