@@ -19,7 +19,7 @@ import structlog
 from reconciler.core.ledger import Entry, Ledger, timestamp
 from reconciler.core.planning import restart_action
 from reconciler.core.pruning import Ownership, PruneSettings, decide
-from reconciler.core.recreation import recreation
+from reconciler.core.recreation import confirmed_by_listing, recreation
 from reconciler.errors import LedgerConflict, LedgerUnavailable
 from reconciler.model import (
     Action,
@@ -270,21 +270,30 @@ def with_restarts(
     return replace(plan, connectors=tuple(plans)), replace(decisions, by_cluster=by_cluster)
 
 
-def with_recreations(plan: Plan, decisions: Decisions, *, now: datetime) -> tuple[Plan, Decisions]:
+def with_recreations(
+    plan: Plan, decisions: Decisions, live: Mapping[str, ClusterState], *, now: datetime
+) -> tuple[Plan, Decisions]:
     """Mark every create of a connector its ledger entry says existed (`core/recreation.py`): the plan
     gets the reason and the count, the entry the new count, so the ledger is written with it before the
-    create is sent and the next pass, run or replica goes on counting."""
+    create is sent and the next pass, run or replica goes on counting. An unconfirmed create whose
+    connector the listing shows is noted confirmed, so that a later disappearance counts too."""
     by_cluster = dict(decisions.by_cluster)
     plans: list[ConnectorPlan] = []
     for cp in plan.connectors:
         own = by_cluster.get(cp.cluster)
         entry = own.ledger.entries.get(cp.connector) if own is not None else None
-        creates = any(a.kind is ActionKind.CREATE for a in cp.actions)
-        found = recreation(entry, now=now) if own is not None and entry is not None and creates else None
-        if own is None or found is None:
+        state = live.get(cp.cluster)
+        if own is None or entry is None or state is None:
             plans.append(cp)
             continue
-        entries = {**own.ledger.entries, cp.connector: found.entry}
-        by_cluster[cp.cluster] = replace(own, ledger=own.ledger.with_entries(entries), changed=True)
-        plans.append(replace(cp, reason=found.reason, recreated=found.count))
+        found = None
+        if any(a.kind is ActionKind.CREATE for a in cp.actions):
+            found = recreation(entry, now=now)
+            updated = found.entry if found is not None else None
+        else:
+            updated = confirmed_by_listing(entry, now=now) if cp.connector in state.connectors else None
+        if updated is not None:
+            entries = {**own.ledger.entries, cp.connector: updated}
+            by_cluster[cp.cluster] = replace(own, ledger=own.ledger.with_entries(entries), changed=True)
+        plans.append(replace(cp, reason=found.reason, recreated=found.count) if found is not None else cp)
     return replace(plan, connectors=tuple(plans)), replace(decisions, by_cluster=by_cluster)

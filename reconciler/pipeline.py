@@ -414,7 +414,7 @@ def reconcile(
         plan, decisions = with_restarts(
             plan, decisions, live, policy=rt.restart, now=rt.clock.now().timestamp()
         )
-        plan, decisions = with_recreations(plan, decisions, now=rt.clock.now())
+        plan, decisions = with_recreations(plan, decisions, live, now=rt.clock.now())
     if extra:
         merged = sorted((*plan.connectors, *extra), key=lambda p: (p.cluster, p.connector))
         plan = replace(plan, connectors=tuple(merged))

@@ -39,6 +39,7 @@ import structlog
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from reconciler.core.recreation import FIGHT_COUNT
 from reconciler.core.redaction import Redactor
 from reconciler.model import (
     ActionEvent,
@@ -285,8 +286,13 @@ class EventRecorder:
                 state = action.initial_state
                 extra = f" ({state.value})" if state is not None and state is not DesiredState.RUNNING else ""
                 if plan.recreated and plan.reason:
+                    # A series keeps its first note: the repeats get their own reason, so the Event that
+                    # names the likely cause (another controller) is one `kubectl describe` shows.
+                    reason = (
+                        "ConnectorRecreated" if plan.recreated < FIGHT_COUNT else "ConnectorDeletedRepeatedly"
+                    )
                     note = f"Created {what} again{extra}: {plan.reason}"
-                    return [Emit(WARNING, "ConnectorRecreated", verb, reg, related, note)]
+                    return [Emit(WARNING, reason, verb, reg, related, note)]
                 return [Emit(NORMAL, "ConnectorCreated", verb, reg, related, f"Created {what}{extra}")]
             case ActionKind.UPDATE:
                 drift = version is not None and conn in self._applied and self._applied[conn] == version

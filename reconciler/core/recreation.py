@@ -17,7 +17,8 @@ It existed when the last action noted was:
 
 Not counted: an entry written for a create never confirmed (a crash between the ledger write and the
 POST, a create refused or whose answer was lost): its connector may never have existed; and a connector
-whose last action was our own delete, answered or not.
+whose last action was our own delete, answered or not. A create whose answer was lost is confirmed by the
+first listing that shows its connector (`confirmed_by_listing`), so a later disappearance counts.
 """
 
 from __future__ import annotations
@@ -53,6 +54,23 @@ def existed(entry: Entry) -> bool:
     if action == "create":
         return entry.last.get("ok") is True
     return True
+
+
+def confirmed_by_listing(entry: Entry, *, now: datetime) -> Entry | None:
+    """The entry of a connector an observed listing shows, when its last note is a create not confirmed
+    (refused, or its answer lost): Connect made it after all. None when there is nothing to confirm."""
+    last = entry.last
+    if last.get("action") != "create" or last.get("ok") is True:
+        return None
+    return replace(
+        entry,
+        last={
+            "action": "create",
+            "at": last.get("at") or timestamp(now),
+            "ok": True,
+            "listed": timestamp(now),
+        },
+    )
 
 
 def recreation(entry: Entry, *, now: datetime) -> Recreation | None:

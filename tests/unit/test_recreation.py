@@ -228,11 +228,21 @@ def test_the_event_is_a_warning_and_the_metric_counts_per_cluster() -> None:
         w.run(doc("a", "c1"))
         del w.fake.connectors["c1"]
         w.run(doc("a", "c1"))
+        for _ in range(2):
+            w.clock.t += 60
+            del w.fake.connectors["c1"]
+            w.run(doc("a", "c1"))
         assert recorder.flush(10)
     finally:
         recorder.close(5)
     reasons = [(b["type"], b["reason"]) for b in api.of("create")]
-    assert reasons == [("Normal", "ConnectorCreated"), ("Warning", "ConnectorRecreated")]
+    assert reasons == [
+        ("Normal", "ConnectorCreated"),
+        ("Warning", "ConnectorRecreated"),
+        ("Warning", "ConnectorDeletedRepeatedly"),
+    ]
+    assert "Strimzi" in api.of("create")[2]["note"]
+    assert [b["series"]["count"] for b in api.of("patch")] == [2]  # the third time: a repeat of the second
     note = api.of("create")[1]["note"]
     assert note.startswith(
         "Created connector c1 on cluster default again: deleted outside connect-reconciler"
@@ -240,7 +250,7 @@ def test_the_event_is_a_warning_and_the_metric_counts_per_cluster() -> None:
     sample = metrics.registry.get_sample_value(
         "connect_reconciler_connectors_recreated_total", {"cluster": "default"}
     )
-    assert sample == 1.0
+    assert sample == 3.0
 
 
 def test_a_recreate_that_fails_is_not_counted_by_the_metric() -> None:
@@ -257,3 +267,31 @@ def test_a_recreate_that_fails_is_not_counted_by_the_metric() -> None:
     assert sample is None
     events = [o for o in report.outcomes if o.action.kind is ActionKind.CREATE]
     assert events and not events[0].ok
+
+
+def test_a_create_whose_answer_was_lost_is_confirmed_by_the_listing_and_then_counted() -> None:
+    w = World()
+    w.fake.fail("POST", r"^/connectors$", 500, times=10)
+    assert not w.run(doc("a", "c1")).ok
+    w.fake.faults.clear()
+    w.fake.add("c1", {"connector.class": "X"})  # Connect made it; the answer never came back
+    report = w.run(doc("a", "c1"))
+    assert report.ok and w.fake.writes() == [] and w.plan_of(report).in_sync
+    last = w.store.read("default").entries["c1"].last
+    assert last["action"] == "create" and last["ok"] is True and "error" not in last and last["listed"]
+    stored = w.store.stored["default"][2]
+    assert (
+        w.run(doc("a", "c1")).ok and w.store.stored["default"][2] == stored
+    )  # confirmed once, not every pass
+    del w.fake.connectors["c1"]
+    assert w.plan_of(w.run(doc("a", "c1"))).recreated == 1
+
+
+def test_a_dry_run_confirms_nothing() -> None:
+    w = World()
+    w.fake.fail("POST", r"^/connectors$", 500, times=10)
+    w.run(doc("a", "c1"))
+    w.fake.faults.clear()
+    w.fake.add("c1", {"connector.class": "X"})
+    w.run(doc("a", "c1"), dry_run=True)
+    assert w.store.read("default").entries["c1"].last["ok"] is False

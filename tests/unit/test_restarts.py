@@ -425,4 +425,4 @@ def test_status_shows_the_restart_count_from_the_ledger() -> None:
     assert (row.restarts, row.tasks, row.ok) == (3, ("FAILED",), False)
     out = render_status([row], redactor=Redactor(frozenset()))
     assert out.splitlines()[1].split()[:8] == ["c", "default", "running", "RUNNING", "1", "FAILED", "no", "-"]
-    assert out.splitlines()[1].split()[-2:] == ["3", "-"]
+    assert out.splitlines()[1].split()[-3:] == ["3", "0", "-"]  # RESTARTS, RECREATED, ERROR
