@@ -7,7 +7,7 @@ modelled on Kubernetes audit events (`audit.k8s.io/v1` Event): `auditID`, `stage
 `kubectl-edit` for a hand edit), the Flux Kustomization that applied it (`flux`), and the config keys
 that change (`changes`; secret values masked). The edge (`reconciler/audit.py`) sends them on.
 
-Secrets: a change flagged secret shows only `redaction.mask(value)`, and every string of every record —
+Secrets: a change flagged secret shows only `redaction.mask(value)` (the digest the plan shows), and every string of every record —
 keys, messages, reasons — goes through `Redactor.scrub_tree` last, so nothing a secret leaked into
 (an error message quoting a config, say) reaches a record.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from reconciler.core.redaction import Redactor, mask
+from reconciler.core.redaction import Redactor, masked
 from reconciler.model import (
     ActionEvent,
     ConfigChange,
@@ -108,7 +108,8 @@ def _masked_change(change: ConfigChange, redactor: Redactor) -> dict[str, Any]:
     def shown(value: str | None) -> str | None:
         if value is None:
             return None
-        return mask(value) if change.secret or redactor.is_secret_field(change.key, value) else value
+        # Planning masks the values of a change it flags secret; the record shows the same digest.
+        return masked(value) if change.secret or redactor.is_secret_field(change.key, value) else value
 
     return {"key": change.key, "before": shown(change.before), "after": shown(change.after)}
 

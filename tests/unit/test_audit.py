@@ -579,3 +579,33 @@ def test_bad_overrides_are_config_errors() -> None:
     for name in ("Team", "team-name", "id", "data"):
         with pytest.raises(ConfigError, match="CloudEvent extension"):
             AuditLog(identity="r-0", sink_url="http://127.0.0.1:9/", ce_overrides={name: "x"})
+
+
+def test_a_secret_change_has_the_same_digest_in_the_plan_and_the_audit_record(tmp_path: Path) -> None:
+    """Planning masks a secret change's values; the audit record must not mask the mask (it did: the
+    record showed the digest of `<secret sha256:...>`, matching no other output)."""
+    import io  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from reconciler.entrypoints.main import run  # noqa: PLC0415
+    from tests.fake_connect import FakeConnect  # noqa: PLC0415
+
+    fake = FakeConnect()
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "password").write_text(SECRET)
+    (tmp_path / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\n"
+        "metadata: {name: cm, namespace: default, labels: {destination: connect}}\ndata:\n  c.json: |\n"
+        '    {"name": "c", "config": {"connector.class": "X", "connection.password": $secrets.db.password}}\n'
+    )
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["apply", str(tmp_path / "cm.yaml"), "--secret-dir", f"db={tmp_path / 'db'}"]
+    argv += ["--connect-url", "http://connect.test", "--audit-file", str(tmp_path / "audit.jsonl")]
+    code = run(argv, environ={}, stdout=out, stderr=err, transport=httpx.MockTransport(fake.handle))
+    assert code == 0, err.getvalue()
+    assert f'+ connection.password = "{mask(SECRET)}"' in out.getvalue()
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    changes = [c for r in records if r["stage"] == "applied" for c in r["changes"]]
+    assert {"key": "connection.password", "before": None, "after": mask(SECRET)} in changes
+    assert SECRET not in (tmp_path / "audit.jsonl").read_text() + out.getvalue() + err.getvalue()
