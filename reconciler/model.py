@@ -202,6 +202,9 @@ class ActionKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ConfigChange:
+    """One key that differs. With `secret`, `before` and `after` are masks already (`redaction.mask`, as
+    `planning.diff_config` makes them): every output shows them as they are."""
+
     key: str
     before: str | None
     after: str | None

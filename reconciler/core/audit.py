@@ -7,9 +7,11 @@ modelled on Kubernetes audit events (`audit.k8s.io/v1` Event): `auditID`, `stage
 `kubectl-edit` for a hand edit), the Flux Kustomization that applied it (`flux`), and the config keys
 that change (`changes`; secret values masked). The edge (`reconciler/audit.py`) sends them on.
 
-Secrets: a change flagged secret shows only `redaction.mask(value)` (the digest the plan shows), and every string of every record —
-keys, messages, reasons — goes through `Redactor.scrub_tree` last, so nothing a secret leaked into
-(an error message quoting a config, say) reaches a record.
+Secrets: a change flagged secret arrives masked by planning (`ConfigChange`), and is shown as it is, so
+the record has the digest the plan shows; a value not flagged that looks secret to the redactor is
+masked here. Every string of every record — keys, messages, reasons — goes through
+`Redactor.scrub_tree` last, so nothing a secret leaked into (an error message quoting a config, say)
+reaches a record.
 
 The events are the model's `ActionEvent` and `PassEvent`, which the pipeline hands every observer.
 """
@@ -20,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from reconciler.core.redaction import Redactor, masked
+from reconciler.core.redaction import Redactor, mask
 from reconciler.model import (
     ActionEvent,
     ConfigChange,
@@ -108,8 +110,9 @@ def _masked_change(change: ConfigChange, redactor: Redactor) -> dict[str, Any]:
     def shown(value: str | None) -> str | None:
         if value is None:
             return None
-        # Planning masks the values of a change it flags secret; the record shows the same digest.
-        return masked(value) if change.secret or redactor.is_secret_field(change.key, value) else value
+        if change.secret:
+            return value  # masked by planning already: masking the mask would show another digest
+        return mask(value) if redactor.is_secret_field(change.key, value) else value
 
     return {"key": change.key, "before": shown(change.before), "after": shown(change.after)}
 

@@ -55,15 +55,6 @@ def mask(value: str) -> str:
     return f"<secret sha256:{digest(value)}>"
 
 
-_MASK = re.compile(r"<secret sha256:[0-9a-f]{8}>")
-
-
-def masked(value: str) -> str:
-    """`mask(value)`, unless `value` is a mask already: masking twice would show the digest of a digest,
-    which matches neither the plan's nor any other output's."""
-    return value if _MASK.fullmatch(value) else mask(value)
-
-
 def secret_names(names: Iterable[str], *, pattern: str = DEFAULT_SECRET_NAME_PATTERN) -> set[str]:
     rx = re.compile(pattern, re.IGNORECASE)
     return {n for n in names if rx.search(n)}
