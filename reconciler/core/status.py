@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reconciler.core.ledger import Entry, Ledger
+from reconciler.core.ledger import Ledger
 from reconciler.core.planning import unconverged
+from reconciler.core.recreation import recreated_count
 from reconciler.model import ClusterState, DesiredConnector, RestartRecord
 
 
@@ -38,11 +39,6 @@ def _restarts(ledger: Ledger | None, name: str) -> int:
         return RestartRecord.from_json(entry.restart).count if entry is not None and entry.restart else 0
     except ValueError:
         return 0
-
-
-def _recreated(entry: Entry | None) -> int:
-    count = entry.recreated.get("count") if entry is not None else None
-    return count if isinstance(count, int) and count > 0 else 0
 
 
 def status_rows(
@@ -99,6 +95,6 @@ def _row(
         last_at=last.get("at"),
         last_error=last.get("error"),
         restarts=_restarts(ledger, name),
-        recreated=_recreated(entry),
+        recreated=recreated_count(entry) if entry is not None else 0,
         ok=ok,
     )

@@ -25,7 +25,7 @@ from tests.fake_clock import FakeClock
 from tests.fake_connect import FakeConnect
 from tests.fake_ledger import MemoryLedgerStore
 from tests.support import runtime_for
-from tests.unit.test_events import FakeApi
+from tests.unit.test_events import FakeApi, make
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -211,19 +211,16 @@ def test_an_adopted_connector_deleted_outside_is_counted() -> None:
     assert w.plan_of(w.run(doc("a", "legacy")), "legacy").recreated == 1
 
 
-def test_the_event_is_a_warning_and_the_metric_counts_per_cluster() -> None:
-    api, core = FakeApi(), FakeApi()
-    recorder = EventRecorder(
-        None,
-        instance="r-1",
-        redactor=lambda: Redactor(frozenset()),
-        clock=FakeClock(),
-        events_api=api,
-        core_api=core,
-        idle_s=30,
-    )
+def observed_world() -> tuple[World, FakeApi, EventRecorder, Metrics]:
+    """A World whose passes an EventRecorder (on a fake Events API) and a Metrics observe."""
+    api = FakeApi()
+    recorder = make(api, FakeApi(), FakeClock())
     metrics = Metrics(now=lambda: 1.0)
-    w = World(recorder, metrics)
+    return World(recorder, metrics), api, recorder, metrics
+
+
+def test_the_event_is_a_warning_and_the_metric_counts_per_cluster() -> None:
+    w, api, recorder, metrics = observed_world()
     try:
         w.run(doc("a", "c1"))
         del w.fake.connectors["c1"]
@@ -295,3 +292,48 @@ def test_a_dry_run_confirms_nothing() -> None:
     w.fake.add("c1", {"connector.class": "X"})
     w.run(doc("a", "c1"), dry_run=True)
     assert w.store.read("default").entries["c1"].last["ok"] is False
+
+
+def test_a_recreate_whose_create_failed_is_retried_as_the_same_recreation() -> None:
+    e = entry(
+        last={"action": "create", "ok": False, "at": "2026-01-01T12:00:05Z", "error": "409"},
+        recreated={"count": 1, "first": "2026-01-01T12:00:00Z", "last": "2026-01-01T12:00:00Z"},
+    )
+    retry = recreation(e, now=NOW + timedelta(minutes=5))
+    assert retry is not None and retry.count == 1 and retry.entry == e  # not counted again
+    assert retry.reason == (
+        "deleted outside connect-reconciler: gone from Connect, found gone at 2026-01-01T12:00:00Z; created again"
+    )
+    # A failed create noted before the count was recorded is not this re-creation's.
+    older = replace(e, last={**e.last, "at": "2026-01-01T11:59:00Z"})
+    assert recreation(older, now=NOW) is None
+
+
+def test_a_failed_recreate_keeps_its_mark_until_it_succeeds_then_warns_and_counts_once() -> None:
+    w, api, recorder, metrics = observed_world()
+    try:
+        w.run(doc("a", "c1"))
+        del w.fake.connectors["c1"]
+        w.clock.t += 10
+        w.fake.fail("POST", r"^/connectors$", 409, times=50)  # a rebalance outlasting the retries
+        failed = w.run(doc("a", "c1"))
+        assert not failed.ok and w.plan_of(failed).recreated == 1 and w.count() == 1
+        w.fake.faults.clear()
+        w.clock.t += 10
+        retried = w.run(doc("a", "c1"))
+        assert retried.ok and w.fake.writes() == ["POST /connectors"] and "c1" in w.fake.connectors
+        cp = w.plan_of(retried)
+        assert cp.recreated == 1 and cp.reason is not None and "deleted outside" in cp.reason
+        assert w.count() == 1  # one disappearance, counted once
+        assert recorder.flush(10)
+    finally:
+        recorder.close(5)
+    reasons = [(b["type"], b["reason"]) for b in api.of("create")]
+    assert ("Warning", "ConnectorRecreated") in reasons and ("Warning", "ConnectorFailed") in reasons
+    sample = metrics.registry.get_sample_value(
+        "connect_reconciler_connectors_recreated_total", {"cluster": "default"}
+    )
+    assert sample == 1.0
+    w.clock.t += 10
+    del w.fake.connectors["c1"]
+    assert w.plan_of(w.run(doc("a", "c1"))).recreated == 2 and w.count() == 2
