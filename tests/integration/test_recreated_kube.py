@@ -179,13 +179,22 @@ def test_a_recreate_refused_by_a_rebalance_is_retried_as_the_same_recreation(
     core: client.CoreV1Api,
     tmp_path: Path,
 ) -> None:
-    """Strimzi's delete sets off a rebalance, and the re-create gets 409s until apply's budget is spent:
-    the next apply creates it as the same re-creation, counted once, still saying why."""
+    """First a listing that drops every connector: nothing is counted or created. Then Strimzi's delete
+    sets off a rebalance, and the re-create gets 409s until apply's budget is spent: the next apply
+    creates it as the same re-creation, counted once, still saying why."""
     name = f"rr-{uuid.uuid4().hex[:6]}"
     ws = Workspace(tmp_path, apiserver, namespace, connect_kit, name)
     try:
         with FaultProxy(connect_kit.connect_url, seed=5) as proxy:
             assert ws.cli("apply", proxy.url)[0] == 0
+            # A listing that leaves every connector out is a partial view, not a delete made outside.
+            proxy.set_rules([FaultRule(Fault.DROP_EXPANDED, drop_fraction=1.0)])
+            proxy.clear_records()
+            code, text = ws.cli("apply", proxy.url)
+            assert code == 0 and proxy.injected()[Fault.DROP_EXPANDED] >= 1, text
+            assert proxy.forwarded_writes() == [] and "deleted outside" not in text
+            assert recreated(core, namespace, name) == 0
+            proxy.set_rules([])
             assert connect.http.delete(f"/connectors/{name}").status_code == 204
             eventually(lambda: connect.config(name) is None, what="the delete made outside")
             proxy.set_rules([FaultRule(Fault.CONFLICT, method="POST", path="/connectors")])
